@@ -1,0 +1,214 @@
+"""The routing policy: providers, model aliases, tiers, retry, timeouts and cooldown.
+
+Loaded from YAML and validated once at start; a bad file is refused with the path of the bad
+field, so a typo never surfaces as a runtime error on the first request.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+TIERS = ("simple", "medium", "complex")
+AUTO = "auto"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpenAIProviderConfig(_Strict):
+    kind: Literal["openai"]
+    base_url: str | None = None
+    api_key: str | None = Field(default=None, repr=False)
+    api_key_env: str | None = None
+    organization: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class AnthropicProviderConfig(_Strict):
+    kind: Literal["anthropic"]
+    base_url: str | None = None
+    api_key: str | None = Field(default=None, repr=False)
+    api_key_env: str | None = "ANTHROPIC_API_KEY"
+    default_max_tokens: int = Field(default=1024, ge=1)
+
+
+class BedrockProviderConfig(_Strict):
+    kind: Literal["bedrock"]
+    region: str | None = None
+    endpoint_url: str | None = None
+
+
+class LocalProviderConfig(_Strict):
+    kind: Literal["local"]
+    model_path: str | None = None
+    context_tokens: int = Field(default=2048, ge=256)
+    threads: int | None = Field(default=None, ge=1)
+    default_max_tokens: int = Field(default=256, ge=1)
+
+
+ProviderConfig = Annotated[
+    OpenAIProviderConfig | AnthropicProviderConfig | BedrockProviderConfig | LocalProviderConfig,
+    Field(discriminator="kind"),
+]
+
+
+class RetryPolicy(_Strict):
+    attempts: int = Field(default=2, ge=1, le=10, description="tries per target, first included")
+    backoff_initial_s: float = Field(default=0.1, ge=0)
+    backoff_max_s: float = Field(default=2.0, ge=0)
+    max_retry_after_s: float = Field(
+        default=10.0, ge=0, description="a longer Retry-After skips to the next target"
+    )
+
+
+class Timeouts(_Strict):
+    connect_s: float = Field(default=5.0, gt=0)
+    first_token_s: float = Field(default=30.0, gt=0)
+    between_chunks_s: float = Field(default=15.0, gt=0)
+    total_s: float = Field(default=300.0, gt=0)
+
+
+class Cooldown(_Strict):
+    failures: int = Field(default=3, ge=1, description="consecutive failures that trip it")
+    seconds: float = Field(default=30.0, ge=0)
+
+
+class Target(_Strict):
+    provider: str
+    model: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+def _parse_target(value: Any) -> Any:
+    if isinstance(value, str):
+        provider, sep, model = value.partition("/")
+        if not sep or not provider or not model:
+            raise ValueError(f"target {value!r} must be 'provider/model'")
+        return {"provider": provider, "model": model}
+    return value
+
+
+class Alias(_Strict):
+    targets: list[Target] = Field(min_length=1)
+    strategy: Literal["fallback"] = "fallback"
+    retry: RetryPolicy | None = None
+    timeouts: Timeouts | None = None
+    description: str = ""
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _targets(cls, value: Any) -> Any:
+        return [_parse_target(v) for v in value] if isinstance(value, list) else value
+
+
+class Policy(_Strict):
+    providers: dict[str, ProviderConfig] = Field(min_length=1)
+    models: dict[str, Alias] = Field(min_length=1)
+    tiers: dict[Literal["simple", "medium", "complex"], str] = Field(default_factory=dict)
+    retry: RetryPolicy = RetryPolicy()
+    timeouts: Timeouts = Timeouts()
+    cooldown: Cooldown = Cooldown()
+
+    @model_validator(mode="after")
+    def _references(self) -> Policy:
+        if AUTO in self.models:
+            raise ValueError(f"models.{AUTO}: '{AUTO}' is reserved for tier routing")
+        for name, alias in self.models.items():
+            for i, target in enumerate(alias.targets):
+                if target.provider not in self.providers:
+                    raise ValueError(
+                        f"models.{name}.targets.{i}.provider: unknown provider "
+                        f"{target.provider!r} (known: {', '.join(sorted(self.providers))})"
+                    )
+        for tier, alias_name in self.tiers.items():
+            if alias_name not in self.models:
+                raise ValueError(f"tiers.{tier}: unknown model alias {alias_name!r}")
+        return self
+
+    def tier_alias(self, tier: str) -> str:
+        """The alias serving a tier; unnamed tiers borrow the nearest named one, then the first
+        alias, so `auto` always resolves."""
+        if tier in self.tiers:
+            return self.tiers[tier]  # type: ignore[index]
+        order = TIERS.index(tier) if tier in TIERS else 0
+        for distance in range(1, len(TIERS)):
+            for candidate in (order - distance, order + distance):
+                if 0 <= candidate < len(TIERS) and TIERS[candidate] in self.tiers:
+                    return self.tiers[TIERS[candidate]]  # type: ignore[index]
+        return next(iter(self.models))
+
+    def retry_for(self, alias: str) -> RetryPolicy:
+        return self.models[alias].retry or self.retry
+
+    def timeouts_for(self, alias: str) -> Timeouts:
+        return self.models[alias].timeouts or self.timeouts
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message names the file and the bad field."""
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        loc = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
+        msg = item["msg"].removeprefix("Value error, ")
+        lines.append(f"  {loc or '(top level)'}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_policy(data: Any, source: str = "<policy>") -> Policy:
+    try:
+        return Policy.model_validate(_expand_env(data))
+    except ValidationError as exc:
+        raise PolicyError(f"invalid config {source}:\n{_describe(exc)}") from None
+
+
+def load_policy(path: str | os.PathLike[str]) -> Policy:
+    file = Path(path)
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolicyError(f"cannot read config {file}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"config {file} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise PolicyError(f"invalid config {file}: the top level must be a mapping")
+    return parse_policy(data, str(file))
+
+
+def _expand_env(data: Any) -> Any:
+    """Expand ${VAR} in string values so a config can name secrets without holding them."""
+    if isinstance(data, dict):
+        return {k: _expand_env(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_expand_env(v) for v in data]
+    if isinstance(data, str) and "${" in data:
+        return os.path.expandvars(data)
+    return data
+
+
+def default_policy() -> Policy:
+    """The embedded default: everything answered by the bundled local model."""
+    return parse_policy(
+        {
+            "providers": {"local": {"kind": "local"}},
+            "models": {
+                "local": {
+                    "targets": ["local/smollm2-135m-instruct"],
+                    "description": "SmolLM2-135M-Instruct on llama.cpp, in process",
+                }
+            },
+            "tiers": {"simple": "local", "medium": "local", "complex": "local"},
+        },
+        "<embedded default>",
+    )

@@ -1,0 +1,1 @@
+"""Upstream model providers: one package per provider, each behind the `Provider` port."""

@@ -68,10 +68,13 @@ class RetryPolicy(_Strict):
 
 
 class Timeouts(_Strict):
-    connect_s: float = Field(default=5.0, gt=0)
-    first_token_s: float = Field(default=30.0, gt=0)
-    between_chunks_s: float = Field(default=15.0, gt=0)
-    total_s: float = Field(default=300.0, gt=0)
+    connect_s: float = Field(default=5.0, gt=0, description="connect, per attempt")
+    first_token_s: float = Field(
+        default=30.0, gt=0, description="first chunk, per streamed attempt"
+    )
+    between_chunks_s: float = Field(default=15.0, gt=0, description="a longer gap is a stall")
+    response_s: float = Field(default=120.0, gt=0, description="whole answer, per buffered attempt")
+    total_s: float = Field(default=300.0, gt=0, description="the request, all attempts together")
 
 
 class Cooldown(_Strict):

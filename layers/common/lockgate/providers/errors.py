@@ -53,9 +53,7 @@ def kind_for_status(status: int) -> ErrorKind:
     return ErrorKind.REQUEST
 
 
-def from_status(
-    status: int, message: str, retry_after: float | None = None
-) -> ProviderError:
+def from_status(status: int, message: str, retry_after: float | None = None) -> ProviderError:
     return ProviderError(
         message,
         kind=kind_for_status(status),
@@ -99,4 +97,14 @@ def malformed(detail: str) -> ProviderError:
         f"upstream sent a malformed response: {detail}",
         kind=ErrorKind.RETRYABLE,
         code="malformed_upstream",
+    )
+
+
+def unexpected(exc: BaseException) -> ProviderError:
+    """A provider adapter let a foreign exception through: still an upstream failure to the
+    client (and worth trying elsewhere), never an unhandled 500."""
+    return ProviderError(
+        f"upstream adapter failed: {type(exc).__name__}",
+        kind=ErrorKind.RETRYABLE,
+        code="provider_error",
     )

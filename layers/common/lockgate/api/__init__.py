@@ -1,0 +1,1 @@
+"""Wire formats: OpenAI and Anthropic request/response models, SSE, error envelopes."""

@@ -1,0 +1,79 @@
+"""Request parsing shared by the protocol routes: key, request id, bounded body, validation."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from lockgate.api.errors import GatewayError, bad_request, body_too_large
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def request_id(request: Request) -> str:
+    """The caller's id when it is a sane token, so traces join up; a fresh one otherwise."""
+    given = request.headers.get("x-request-id")
+    if given and _REQUEST_ID.match(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def api_key(request: Request) -> str | None:
+    """The key from `Authorization: Bearer` (OpenAI SDK) or `x-api-key` (Anthropic SDK)."""
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing as soon as it is known to exceed the limit (before reading it all
+    when Content-Length says so)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise body_too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise body_too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse(model: type[M], body: bytes) -> M:
+    if not body:
+        raise bad_request("The request body is empty; send a JSON object.")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+
+
+def _invalid(exc: ValidationError) -> GatewayError:
+    first = exc.errors()[0]
+    if first["type"] in ("json_invalid", "json_type"):
+        return bad_request(f"The request body is not valid JSON: {first['msg']}")
+    if first["type"] == "model_type" and not first["loc"]:
+        return bad_request("The request body must be a JSON object.")
+    param = ".".join(str(part) for part in first["loc"]) or None
+    count = exc.error_count()
+    more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
+    return bad_request(f"Invalid request: {param}: {first['msg']}{more}", param=param)
+
+
+def json_response(
+    body: object, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")

@@ -1,0 +1,91 @@
+"""OpenAI chat-completions responses and stream chunks, built from canonical results.
+
+The request side needs no model of its own: the canonical `ChatRequest` is OpenAI's shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lockgate.api.errors import GatewayError
+from lockgate.api.sse import DONE, data_frame
+from lockgate.chat import ChatChunk, ChatResult, Usage
+
+
+def completion_body(
+    result: ChatResult, *, completion_id: str, created: int, model: str
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": result.text, "refusal": None}
+    if result.tool_calls:
+        message["tool_calls"] = result.tool_calls
+        if not result.text:
+            message["content"] = None
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": result.finish_reason,
+            }
+        ],
+        "usage": result.usage.as_openai(),
+        "system_fingerprint": None,
+    }
+
+
+class ChunkEncoder:
+    """Turns canonical chunks into `chat.completion.chunk` SSE frames for one response."""
+
+    def __init__(
+        self, *, completion_id: str, created: int, model: str, include_usage: bool
+    ) -> None:
+        self._include_usage = include_usage
+        self._head: dict[str, Any] = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "system_fingerprint": None,
+        }
+        self._role_sent = False
+
+    def _frame(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        if not self._role_sent:
+            delta = {"role": "assistant", **delta}
+            self._role_sent = True
+        frame = {
+            **self._head,
+            "choices": [
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            ],
+        }
+        if self._include_usage:
+            frame["usage"] = None
+        return data_frame(frame)
+
+    def chunk(self, chunk: ChatChunk) -> bytes:
+        delta: dict[str, Any] = {}
+        if chunk.text:
+            delta["content"] = chunk.text
+        if chunk.tool_calls:
+            delta["tool_calls"] = chunk.tool_calls
+        if not delta:
+            return b""
+        return self._frame(delta)
+
+    def finish(self, finish_reason: str, usage: Usage) -> bytes:
+        frames = self._frame({}, finish_reason)
+        if self._include_usage:
+            frames += data_frame({**self._head, "choices": [], "usage": usage.as_openai()})
+        return frames + DONE
+
+    @staticmethod
+    def error(error: GatewayError) -> bytes:
+        """A mid-stream failure: an error frame and no [DONE], so no client mistakes the
+        truncated answer for a complete one."""
+        return data_frame(error.openai_body())

@@ -1,0 +1,206 @@
+"""The FastAPI application factory. Routes stay thin: parse, delegate to the pipeline, encode."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from lockgate import __version__
+from lockgate.api import anthropic as anthropic_wire
+from lockgate.api.errors import GatewayError
+from lockgate.api.http import api_key, json_response, parse, read_body, request_id
+from lockgate.api.openai import ChunkEncoder, completion_body
+from lockgate.bootstrap import Container, build
+from lockgate.chat import ChatRequest
+from lockgate.observability import log_request
+from lockgate.pipeline import Gateway, RequestContext
+from lockgate.settings import Settings
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    container = container or build(settings or Settings.from_env())
+    gateway = container.gateway
+    limit = container.settings.max_body_bytes
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await container.start()
+        yield
+        await container.aclose()
+
+    app = FastAPI(title="Lockgate", version=__version__, lifespan=lifespan)
+    app.state.container = container
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        error = GatewayError(
+            exc.status_code, str(exc.detail), code="not_found" if exc.status_code == 404 else None
+        )
+        return _error_response(request, error, RequestContext(request_id(request)))
+
+    @app.get("/health")
+    async def health() -> Response:
+        return json_response({"status": "ok", "version": __version__})
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> Response:
+        ctx = RequestContext(request_id(request))
+        try:
+            gateway.authenticate(api_key(request), ctx)
+        except GatewayError as exc:
+            return _error_response(request, exc, ctx)
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "lockgate"}
+            for name in gateway.router.model_names
+        ]
+        return json_response({"object": "list", "data": data}, headers=ctx.headers())
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        started = time.perf_counter()
+        ctx = RequestContext(request_id(request))
+        try:
+            gateway.authenticate(api_key(request), ctx)
+            chat = parse(ChatRequest, await read_body(request, limit))
+            if chat.stream:
+                return await _openai_stream(gateway, chat, ctx, started)
+            result = await gateway.complete(chat, ctx)
+            body = completion_body(
+                result, completion_id=_id("chatcmpl-"), created=int(time.time()), model=_model(ctx)
+            )
+            response = json_response(body, headers=ctx.headers())
+        except GatewayError as exc:
+            response = _error_response(request, exc, ctx)
+        log_request(_fields(request.url.path, ctx, response.status_code), started)
+        return response
+
+    @app.post("/v1/messages")
+    async def messages(request: Request) -> Response:
+        started = time.perf_counter()
+        ctx = RequestContext(request_id(request))
+        try:
+            gateway.authenticate(api_key(request), ctx)
+            wire = parse(anthropic_wire.MessagesRequest, await read_body(request, limit))
+            chat = anthropic_wire.to_chat_request(wire)
+            if chat.stream:
+                return await _anthropic_stream(gateway, chat, ctx, started)
+            result = await gateway.complete(chat, ctx)
+            body = anthropic_wire.to_messages_response(
+                result, model=_model(ctx), message_id=_id("msg_")
+            )
+            response = json_response(body, headers=ctx.headers())
+        except GatewayError as exc:
+            response = _error_response(request, exc, ctx)
+        log_request(_fields(request.url.path, ctx, response.status_code), started)
+        return response
+
+    return app
+
+
+async def _openai_stream(
+    gateway: Gateway, chat: ChatRequest, ctx: RequestContext, started: float
+) -> Response:
+    path = "/v1/chat/completions"
+    chunks = await gateway.stream(chat, ctx)
+    encoder = ChunkEncoder(
+        completion_id=_id("chatcmpl-"),
+        created=int(time.time()),
+        model=_model(ctx),
+        include_usage=chat.wants_stream_usage,
+    )
+
+    async def frames() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in chunks:
+                if frame := encoder.chunk(chunk):
+                    yield frame
+                if chunk.finish_reason:
+                    yield encoder.finish(chunk.finish_reason, ctx.usage)
+        except GatewayError as exc:
+            yield encoder.error(exc)
+        finally:
+            log_request(_fields(path, ctx, 200, stream=True), started)
+
+    return _sse(frames(), ctx)
+
+
+async def _anthropic_stream(
+    gateway: Gateway, chat: ChatRequest, ctx: RequestContext, started: float
+) -> Response:
+    path = "/v1/messages"
+    chunks = await gateway.stream(chat, ctx)
+    prompt_chars = sum(len(m.text()) for m in chat.messages)
+    encoder = anthropic_wire.MessagesStreamEncoder(
+        model=_model(ctx), message_id=_id("msg_"), input_tokens=prompt_chars // 4
+    )
+
+    async def frames() -> AsyncIterator[bytes]:
+        try:
+            yield encoder.start()
+            async for chunk in chunks:
+                if frame := encoder.chunk(chunk):
+                    yield frame
+                if chunk.finish_reason:
+                    yield encoder.finish(chunk.finish_reason, ctx.usage)
+        except GatewayError as exc:
+            yield encoder.error(
+                anthropic_wire.anthropic_error_body(exc.status, exc.message)["error"]["type"],
+                exc.message,
+            )
+        finally:
+            log_request(_fields(path, ctx, 200, stream=True), started)
+
+    return _sse(frames(), ctx)
+
+
+def _sse(frames: AsyncIterator[bytes], ctx: RequestContext) -> Response:
+    return StreamingResponse(
+        frames, media_type="text/event-stream", headers={**SSE_HEADERS, **ctx.headers()}
+    )
+
+
+def _error_response(request: Request, error: GatewayError, ctx: RequestContext) -> Response:
+    if ctx.outcome == "ok":
+        ctx.outcome = error.code or error.type
+    headers = {**ctx.headers(), **error.headers}
+    if request.url.path.startswith("/v1/messages"):
+        body = anthropic_wire.anthropic_error_body(error.status, error.message)
+    else:
+        body = error.openai_body()
+    return json_response(body, error.status, headers)
+
+
+def _fields(
+    path: str, ctx: RequestContext, status: int, *, stream: bool = False
+) -> dict[str, object]:
+    return {
+        "request_id": ctx.request_id,
+        "path": path,
+        "status": status,
+        "outcome": ctx.outcome,
+        "tenant": ctx.tenant.id if ctx.tenant else None,
+        "alias": ctx.alias,
+        "tier": ctx.tier,
+        "model": ctx.model,
+        "attempts": ctx.attempts,
+        "prompt_tokens": ctx.usage.prompt_tokens,
+        "completion_tokens": ctx.usage.completion_tokens,
+        "stream": stream,
+    }
+
+
+def _model(ctx: RequestContext) -> str:
+    return (ctx.model or "").partition("/")[2] or ctx.alias or "unknown"
+
+
+def _id(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex[:24]

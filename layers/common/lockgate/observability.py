@@ -1,0 +1,60 @@
+"""Structured JSON logs, one line per request, with secrets masked before they are written.
+
+Prompt text is never logged; the redacting filter is the second line of defence for anything
+that slips into a message (an upstream error quoting a key, a header in an exception).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from typing import Any
+
+import orjson
+
+_SECRET = re.compile(
+    r"(?:sk-[A-Za-z0-9_\-]{8,}|lg-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,}"
+    r"|AKIA[0-9A-Z]{16}|(?i:bearer)\s+[A-Za-z0-9._\-]{8,}"
+    r"|(?i:api[_-]?key|secret|password|token)[\"']?\s*[:=]\s*[\"']?[^\s\"',}]{6,})"
+)
+
+
+def redact(text: str) -> str:
+    return _SECRET.sub("[REDACTED]", text)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": redact(record.getMessage()),
+        }
+        fields = getattr(record, "fields", None)
+        if fields:
+            entry.update({k: redact(v) if isinstance(v, str) else v for k, v in fields.items()})
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["error"] = redact(f"{record.exc_info[0].__name__}: {record.exc_info[1]}")
+        return orjson.dumps(entry).decode()
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("httpx", "httpx2", "openai", "anthropic", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+access_log = logging.getLogger("lockgate.access")
+
+
+def log_request(fields: dict[str, Any], started: float) -> None:
+    if access_log.isEnabledFor(logging.INFO):
+        fields["ms"] = round((time.perf_counter() - started) * 1000, 2)
+        access_log.info("request", extra={"fields": fields})

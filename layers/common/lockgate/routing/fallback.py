@@ -1,0 +1,223 @@
+"""The fallback executor: retries with backoff, timeouts, cooldown, and fallback across targets.
+
+A streamed answer is committed to a target only when its first chunk arrives; until then any
+failure — an error status, a timeout, a stream that ends or stalls before its first chunk —
+moves on silently, so the client never sees a fallback. After that the executor polices the
+rest of the stream (gaps, the total deadline, a missing final chunk) and raises instead of
+letting a truncated answer end as if it were complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+
+from lockgate.chat import ChatChunk, ChatRequest, ChatResult
+from lockgate.policy import Policy, RetryPolicy, Target, Timeouts
+from lockgate.providers import errors
+from lockgate.providers.base import Provider
+from lockgate.providers.errors import ErrorKind, ProviderError
+from lockgate.routing.cooldown import CooldownTracker
+from lockgate.routing.router import Route
+
+log = logging.getLogger("lockgate.routing")
+
+
+class FallbackExhausted(Exception):
+    """Every target failed; `errors` holds each attempt's failure, oldest first."""
+
+    def __init__(self, failures: list[ProviderError]) -> None:
+        super().__init__("all targets failed")
+        self.errors = failures
+
+
+@dataclass(slots=True)
+class Answer:
+    result: ChatResult
+    target: Target
+    attempts: int
+
+
+@dataclass(slots=True)
+class _Plan:
+    targets: list[Target]
+    retry: RetryPolicy
+    timeouts: Timeouts
+    deadline: float
+    failures: list[ProviderError] = field(default_factory=list)
+    attempts: int = 0
+
+
+class FallbackExecutor:
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        policy: Policy,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._providers = providers
+        self._policy = policy
+        self._clock = clock
+        self._jitter = jitter
+        self.cooldown = CooldownTracker(policy.cooldown, clock)
+
+    def _plan(self, route: Route) -> _Plan:
+        timeouts = self._policy.timeouts_for(route.alias)
+        return _Plan(
+            targets=self.cooldown.order(route.targets),
+            retry=self._policy.retry_for(route.alias),
+            timeouts=timeouts,
+            deadline=self._clock() + timeouts.total_s,
+        )
+
+    async def _attempts(self, plan: _Plan) -> AsyncIterator[tuple[Target, float]]:
+        """Yields (target, seconds left) for each try; the caller reports failures to
+        `_failed`, which decides about backoff and moving on."""
+        for target in plan.targets:
+            for attempt in range(plan.retry.attempts):
+                remaining = plan.deadline - self._clock()
+                if remaining <= 0:
+                    plan.failures.append(errors.timed_out("total"))
+                    return
+                plan.attempts += 1
+                yield target, remaining
+                last = plan.failures[-1] if plan.failures else None
+                if last is None or last.kind is not ErrorKind.RETRYABLE:
+                    break
+                if attempt + 1 == plan.retry.attempts:
+                    break
+                wait = self._backoff(plan.retry, attempt, last.retry_after)
+                if wait is None or wait >= plan.deadline - self._clock():
+                    break
+                await asyncio.sleep(wait)
+
+    def _backoff(self, retry: RetryPolicy, attempt: int, retry_after: float | None) -> float | None:
+        """Full-jitter exponential backoff, stretched to the upstream's Retry-After; None when
+        the upstream asks for longer than we are willing to wait on one target."""
+        if retry_after is not None and retry_after > retry.max_retry_after_s:
+            return None
+        ceiling: float = min(retry.backoff_max_s, retry.backoff_initial_s * 2**attempt)
+        return max(ceiling * self._jitter(), retry_after or 0.0)
+
+    def _failed(self, plan: _Plan, target: Target, error: ProviderError) -> None:
+        plan.failures.append(error)
+        if error.kind is not ErrorKind.REQUEST:
+            self.cooldown.failed(target)
+
+    def _raise_if_final(self, plan: _Plan) -> None:
+        if plan.failures and plan.failures[-1].kind is ErrorKind.REQUEST:
+            raise FallbackExhausted(plan.failures)
+
+    async def complete(self, request: ChatRequest, route: Route) -> Answer:
+        plan = self._plan(route)
+        async for target, remaining in self._attempts(plan):
+            provider = self._providers[target.provider]
+            try:
+                async with asyncio.timeout(min(plan.timeouts.response_s, remaining)):
+                    result = await provider.complete(request, target.model)
+            except TimeoutError:
+                self._failed(plan, target, errors.timed_out("response"))
+                continue
+            except ProviderError as exc:
+                self._failed(plan, target, exc)
+                self._raise_if_final(plan)
+                continue
+            except Exception as exc:
+                log.exception("provider %s failed unexpectedly", target.provider)
+                self._failed(plan, target, errors.unexpected(exc))
+                continue
+            self.cooldown.succeeded(target)
+            return Answer(result, target, plan.attempts)
+        raise FallbackExhausted(plan.failures)
+
+    async def open_stream(self, request: ChatRequest, route: Route) -> LiveStream:
+        """Returns once some target has produced its first chunk."""
+        plan = self._plan(route)
+        async for target, remaining in self._attempts(plan):
+            chunks = aiter(self._providers[target.provider].stream(request, target.model))
+            try:
+                async with asyncio.timeout(min(plan.timeouts.first_token_s, remaining)):
+                    first = await anext(chunks)
+            except StopAsyncIteration:
+                self._failed(plan, target, errors.stream_cut())
+                continue
+            except TimeoutError:
+                await _close(chunks)
+                self._failed(plan, target, errors.timed_out("first_token"))
+                continue
+            except ProviderError as exc:
+                await _close(chunks)
+                self._failed(plan, target, exc)
+                self._raise_if_final(plan)
+                continue
+            except Exception as exc:
+                log.exception("provider %s failed unexpectedly", target.provider)
+                await _close(chunks)
+                self._failed(plan, target, errors.unexpected(exc))
+                continue
+            return LiveStream(self, plan, target, first, chunks)
+        raise FallbackExhausted(plan.failures)
+
+
+class LiveStream:
+    """The committed rest of a streamed answer; iterating it ends with the final chunk or raises
+    `ProviderError`."""
+
+    def __init__(
+        self,
+        executor: FallbackExecutor,
+        plan: _Plan,
+        target: Target,
+        first: ChatChunk,
+        chunks: AsyncIterator[ChatChunk],
+    ) -> None:
+        self.target = target
+        self.attempts = plan.attempts
+        self._executor = executor
+        self._plan = plan
+        self._first = first
+        self._chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[ChatChunk]:
+        gap = self._plan.timeouts.between_chunks_s
+        chunk = self._first
+        try:
+            while True:
+                yield chunk
+                if chunk.finish_reason:
+                    self._executor.cooldown.succeeded(self.target)
+                    return
+                remaining = self._plan.deadline - self._executor._clock()
+                try:
+                    async with asyncio.timeout(min(gap, remaining)):
+                        chunk = await anext(self._chunks)
+                except StopAsyncIteration:
+                    raise errors.stream_cut() from None
+                except TimeoutError:
+                    stage = "between_chunks" if remaining > gap else "total"
+                    raise errors.timed_out(stage) from None
+                except ProviderError:
+                    raise
+                except Exception as exc:
+                    log.exception("provider %s failed unexpectedly", self.target.provider)
+                    raise errors.unexpected(exc) from None
+        except ProviderError:
+            self._executor.cooldown.failed(self.target)
+            raise
+        finally:
+            await _close(self._chunks)
+
+
+async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:
+            return

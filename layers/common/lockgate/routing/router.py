@@ -1,0 +1,41 @@
+"""Model name → alias → ordered targets; `auto` goes through the classifier first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lockgate.api.errors import model_not_found
+from lockgate.chat import ChatRequest
+from lockgate.policy import AUTO, Policy, Target
+from lockgate.routing.classifier import Classification, classify
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    alias: str
+    tier: str
+    targets: tuple[Target, ...]
+    classification: Classification | None = None
+
+
+class Router:
+    def __init__(self, policy: Policy) -> None:
+        self._policy = policy
+        self._targets = {name: tuple(alias.targets) for name, alias in policy.models.items()}
+        self._alias_tier: dict[str, str] = {}
+        for tier, alias in policy.tiers.items():
+            self._alias_tier.setdefault(alias, tier)
+
+    @property
+    def model_names(self) -> list[str]:
+        return [AUTO, *self._policy.models]
+
+    def route(self, request: ChatRequest) -> Route:
+        if request.model == AUTO:
+            classification = classify(request)
+            alias = self._policy.tier_alias(classification.tier)
+            return Route(alias, classification.tier, self._targets[alias], classification)
+        targets = self._targets.get(request.model)
+        if targets is None:
+            raise model_not_found(request.model, self.model_names)
+        return Route(request.model, self._alias_tier.get(request.model, "direct"), targets)

@@ -1,0 +1,45 @@
+"""Process settings, from the environment (and `.env` when present): where things live and
+which adapters to use. What to route where is the policy file's job, not this one's."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+
+_ENV_PREFIX = "LOCKGATE_"
+
+
+class Settings(BaseModel):
+    config: Path | None = Field(
+        default=None, description="routing policy YAML; embedded default if unset"
+    )
+    api_key: SecretStr | None = Field(default=None, description="a key to accept, for scripts")
+    data_dir: Path = Path(".lockgate")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    log_level: str = "INFO"
+    warm_local_model: bool = True
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, object] = {}
+        for name in cls.model_fields:
+            raw = env.get(_ENV_PREFIX + name.upper())
+            if raw not in (None, ""):
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+
+def load_dotenv(path: Path = Path(".env")) -> None:
+    """Set variables from a `.env` file without overriding the real environment."""
+    if not path.is_file():
+        return
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name and not name.startswith("#"):
+            os.environ.setdefault(name.strip(), value.strip().strip("'\""))

@@ -1,0 +1,1 @@
+"""Embedded adapters: SQLite in the data directory, nothing to start."""

@@ -1,0 +1,113 @@
+"""Run the gateway (uvicorn) and the mock upstream (aiohttp) for real, on loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import yaml
+from aiohttp import web
+from lockgate.mock_upstream import MockSettings
+from lockgate.mock_upstream import create_app as create_mock_app
+from lockgate.settings import Settings
+
+API_KEY = "lg-test-key-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def mock_upstream(settings: MockSettings | None = None) -> Iterator[str]:
+    """Yields the mock's base URL (`http://127.0.0.1:PORT`)."""
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(create_mock_app(settings or MockSettings()), access_log=None)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@dataclass
+class RunningGateway:
+    base_url: str
+    api_key: str
+    app: Any
+
+    @property
+    def v1(self) -> str:
+        return f"{self.base_url}/v1"
+
+
+@contextmanager
+def gateway(
+    policy: dict[str, Any] | None, data_dir: Path, **settings: Any
+) -> Iterator[RunningGateway]:
+    """Serves the real app with uvicorn in a thread, built from a policy dict (written to a
+    YAML file, as a user would) or the embedded default when `policy` is None."""
+    from lockgate.app import create_app
+    from lockgate.bootstrap import build
+
+    config = None
+    if policy is not None:
+        config = data_dir / "policy.yaml"
+        config.write_text(yaml.safe_dump(policy), encoding="utf-8")
+    port = free_port()
+    resolved = Settings(config=config, api_key=API_KEY, data_dir=data_dir, port=port, **settings)
+    app = create_app(container=build(resolved))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("gateway did not start")
+        time.sleep(0.01)
+    try:
+        yield RunningGateway(f"http://127.0.0.1:{port}", API_KEY, app)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def mock_policy(upstream: str, models: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A policy whose providers are the mock upstream, over both wire formats."""
+    policy: dict[str, Any] = {
+        "providers": {
+            "mock": {
+                "kind": "openai",
+                "base_url": f"{upstream}/v1",
+                "api_key": "sk-upstream-secret-1234",
+            },
+            "mockant": {
+                "kind": "anthropic",
+                "base_url": upstream,
+                "api_key": "sk-ant-upstream-secret-1234",
+            },
+        },
+        "models": models,
+    }
+    policy.update(extra)
+    return policy

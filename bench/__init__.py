@@ -1,0 +1,1 @@
+"""Gateway overhead benchmark: Lockgate against the mock upstream, a pass-through and LiteLLM."""

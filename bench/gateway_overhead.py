@@ -1,0 +1,438 @@
+"""Gateway overhead: what Lockgate adds to a request, next to a Python floor and LiteLLM.
+
+One mock upstream (latency 0) serves four columns in one run: the mock itself (the baseline
+every "added" figure subtracts), a ~40-line aiohttp pass-through (the least a Python proxy can
+cost), LiteLLM's proxy (the reference peer) and Lockgate. Each system runs alone, one worker,
+pinned to its own core while the mock and the load generators share the other, and is measured
+the same way: c=1 latency, c=1 streaming first chunk, wrk throughput at c=16 and c=64; Lockgate
+then serves a long run (50,000 requests by default) to show whether its memory grows.
+
+    .venv/bin/python -m bench.gateway_overhead [--requests 50000] [--seconds 5] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.client import Target, probe, sample_latency
+from bench.load import run_wrk
+from bench.procs import Server, Servers, StartError, free_port
+from bench.profile_summary import summarize
+from bench.report import (
+    DIRECT,
+    LITELLM,
+    LOCKGATE,
+    PASSTHROUGH,
+    MemoryResult,
+    Run,
+    SystemResult,
+    Targets,
+    percentile,
+    ratios,
+    table,
+)
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+LITELLM_BIN = ROOT / ".bench-venv" / "litellm" / "bin" / "litellm"
+PYSPY_BIN = ROOT / ".bench-venv" / "tools" / "bin" / "py-spy"
+RESULTS = BENCH / "results"
+MOCK_KEY, LITELLM_KEY, LOCKGATE_KEY = "bench", "sk-bench", "lg-bench-key"
+MOCK_TOKENS = 16
+BUSY_LOAD = 0.7  # one-minute load average above which another job competes for the cores
+
+POLICY = """\
+providers:
+  mock:
+    kind: openai
+    base_url: http://127.0.0.1:{mock_port}/v1
+    api_key: {mock_key}
+models:
+  mock:
+    targets: [mock/gpt-bench]
+tiers: {{simple: mock, medium: mock, complex: mock}}
+"""
+
+
+@dataclass(frozen=True)
+class Cpus:
+    """Where things run: the system under test alone on one core, everything else on the other,
+    so the proxy's single worker gets a whole core, as it would in production."""
+
+    server: str | None
+    load: str | None
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    servers: Servers
+    workdir: Path
+    cpus: Cpus
+    mock: Server | None = None
+
+    @property
+    def mock_port(self) -> int:
+        assert self.mock is not None, "the mock starts first"
+        return self.mock.port
+
+
+Launch = Callable[[Context, int], tuple[list[str], dict[str, str]]]
+
+
+@dataclass(frozen=True)
+class System:
+    key: str  # for --only
+    name: str
+    model: str
+    api_key: str
+    health: str
+    launch: Launch | None  # None: the mock itself, already running
+    long_run: bool = False
+
+
+def _mock_argv(ctx: Context, port: int) -> list[str]:
+    prefix = shlex.split(ctx.args.mock_command) if ctx.args.mock_command else None
+    prefix = prefix or [sys.executable, "-m", "lockgate.cli", "mock-upstream"]
+    return [
+        *prefix,
+        "--port",
+        str(port),
+        "--latency-ms",
+        "0",
+        "--ttft-ms",
+        "0",
+        "--tokens-per-second",
+        str(ctx.args.mock_tokens_per_second),
+        "--tokens",
+        str(MOCK_TOKENS),
+    ]
+
+
+def _launch_passthrough(ctx: Context, port: int) -> tuple[list[str], dict[str, str]]:
+    upstream = f"http://127.0.0.1:{ctx.mock_port}"
+    return [
+        sys.executable,
+        str(BENCH / "passthrough.py"),
+        "--port",
+        str(port),
+        "--upstream",
+        upstream,
+    ], {}
+
+
+def _launch_litellm(ctx: Context, port: int) -> tuple[list[str], dict[str, str]]:
+    argv = [
+        str(LITELLM_BIN),
+        "--config",
+        str(BENCH / "litellm_config.yaml"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+        "--telemetry",
+        "False",
+    ]
+    env = {
+        "BENCH_MOCK_BASE": f"http://127.0.0.1:{ctx.mock_port}/v1",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_MODE": "PRODUCTION",
+        "DO_NOT_TRACK": "1",
+    }
+    return argv, env
+
+
+def _launch_lockgate(ctx: Context, port: int) -> tuple[list[str], dict[str, str]]:
+    policy = ctx.workdir / "policy.yaml"
+    policy.write_text(POLICY.format(mock_port=ctx.mock_port, mock_key=MOCK_KEY))
+    data = ctx.workdir / "lockgate-data"
+    data.mkdir(exist_ok=True)
+    argv = [sys.executable, "-m", "lockgate.cli", "serve", "--config", str(policy)]
+    env = {"LOCKGATE_API_KEY": LOCKGATE_KEY, "LOCKGATE_DATA_DIR": str(data)}
+    return [*argv, "--port", str(port)], env
+
+
+SYSTEMS = (
+    System("direct", DIRECT, "gpt-bench", MOCK_KEY, "/v1/models", None),
+    System("passthrough", PASSTHROUGH, "gpt-bench", MOCK_KEY, "/v1/models", _launch_passthrough),
+    System("litellm", LITELLM, "mock", LITELLM_KEY, "/health/liveliness", _launch_litellm),
+    System("lockgate", LOCKGATE, "mock", LOCKGATE_KEY, "/health", _launch_lockgate, long_run=True),
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=5.0, help="each measurement (default 5)")
+    p.add_argument("--warmup", type=float, default=1.0, help="before each measurement")
+    p.add_argument("--requests", type=int, default=50_000, help="Lockgate long run for memory")
+    p.add_argument("--long-run-budget", type=float, default=300.0, help="seconds, at most")
+    p.add_argument("--rss-tolerance-mb", type=float, default=5.0)
+    p.add_argument("--only", nargs="+", choices=[s.key for s in SYSTEMS], help="columns to run")
+    p.add_argument("--no-litellm", action="store_true", help="skip LiteLLM (no install)")
+    p.add_argument("--no-pin", action="store_true", help="let the scheduler place processes")
+    p.add_argument("--profile", action="store_true", help="py-spy Lockgate under c=64 load")
+    p.add_argument("--mock-command", help="command prefix for the mock (default: lockgate's)")
+    p.add_argument("--mock-tokens-per-second", type=float, default=0.0, help="0: no pacing")
+    p.add_argument("--out", type=Path, default=RESULTS / "gateway_overhead.md")
+    return p.parse_args(argv)
+
+
+def ensure_tools(args: argparse.Namespace) -> None:
+    """wrk, LiteLLM (and py-spy) are the bench's own tools: installed on first use."""
+    need = not LITELLM_BIN.exists() and not args.no_litellm
+    need_profiler = args.profile and not PYSPY_BIN.exists()
+    if need or need_profiler or not _have("wrk"):
+        cmd = ["bash", str(BENCH / "setup_litellm.sh"), *(["--profiler"] if args.profile else [])]
+        if subprocess.run(cmd, check=False).returncode != 0:
+            _log("tool setup failed; the columns that need the missing tools will say so")
+
+
+def _have(tool: str) -> bool:
+    return any((Path(d) / tool).exists() for d in os.environ.get("PATH", "").split(":"))
+
+
+def choose_cpus(args: argparse.Namespace) -> Cpus:
+    if args.no_pin or (os.cpu_count() or 1) < 2 or not _have("taskset"):
+        return Cpus(None, None)
+    os.sched_setaffinity(0, {1})  # the c=1 client runs in this process
+    return Cpus("0", "1")
+
+
+def start_server(ctx: Context, system: System) -> Server:
+    assert system.launch is not None
+    port = free_port()
+    argv, env = system.launch(ctx, port)
+    server = ctx.servers.start(system.name, argv, port, env=env, cpus=ctx.cpus.server, cwd=ROOT)
+    headers = {"Authorization": f"Bearer {system.api_key}"}
+    ctx.servers.wait_ready(server, system.health, headers=headers)
+    return server
+
+
+def measure(ctx: Context, system: System, server: Server) -> SystemResult:
+    """The same sequence for every system: check, warm, time c=1, time streams, load."""
+    args = ctx.args
+    target = Target(system.name, server.port, system.model, system.api_key)
+    result = SystemResult(system.name)
+    reply = probe(target, stream=False)
+    probe(target, stream=True)
+    result.headers = {k: v for k, v in reply.headers.items() if k.startswith("x-lockgate")}
+    sample_latency(target, args.warmup)
+    c1 = sample_latency(target, args.seconds)
+    result.c1_p50, result.c1_p99 = percentile(c1, 50), percentile(c1, 99)
+    sample_latency(target, args.warmup / 2, stream=True)
+    result.ttft_p50 = percentile(sample_latency(target, args.seconds, stream=True), 50)
+    for connections in (16, 64):
+        run_wrk(target, connections, args.warmup, cpus=ctx.cpus.load)
+        load = run_wrk(target, connections, args.seconds, cpus=ctx.cpus.load)
+        result.load[connections] = load
+        result.errors += load.errors
+    result.rss_after_load = server.rss_bytes()
+    _log(
+        f"{system.name}: c=1 p50 {result.c1_p50:.2f} ms, first chunk {result.ttft_p50:.2f} ms, "
+        f"c=64 {result.load[64].rps:,.0f} req/s"
+    )
+    return result
+
+
+def long_run(ctx: Context, system: System, server: Server) -> MemoryResult:
+    """RSS after a warm-up, then after each fifth of `--requests` at c=16."""
+    args = ctx.args
+    target = Target(system.name, server.port, system.model, system.api_key)
+    deadline = time.monotonic() + args.long_run_budget
+    warm_n = max(1000, args.requests // 10)
+    warm = run_wrk(target, 16, args.long_run_budget / 4, limit=warm_n, cpus=ctx.cpus.load)
+    samples, served, errors = [(0, server.rss_bytes())], 0, warm.errors
+    slice_size = max(1, args.requests // 5)
+    while served < args.requests and (left := deadline - time.monotonic()) > 1:
+        n = min(slice_size, args.requests - served)
+        load = run_wrk(target, 16, left, limit=n, cpus=ctx.cpus.load)
+        served, errors = served + load.requests, errors + load.errors
+        samples.append((served, server.rss_bytes()))
+        _log(f"{system.name}: long run {served:,}/{args.requests:,}, RSS {samples[-1][1] >> 20} MB")
+    return MemoryResult(samples, errors)
+
+
+def profile(ctx: Context, system: System, server: Server) -> str:
+    """Sample Lockgate with py-spy under c=64 load; the hottest frames say where time goes."""
+    out = RESULTS / "lockgate_profile.txt"
+    seconds = max(3, round(ctx.args.seconds))
+    spy = subprocess.Popen(
+        [
+            str(PYSPY_BIN),
+            "record",
+            "--pid",
+            str(server.proc.pid),
+            "--subprocesses",
+            "--full-filenames",
+            "--nolineno",
+            "--nonblocking",
+            "--duration",
+            str(seconds),
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    target = Target(system.name, server.port, system.model, system.api_key)
+    try:
+        run_wrk(target, 64, seconds + 1, cpus=ctx.cpus.load)
+        spy.wait(timeout=seconds + 30)
+    finally:
+        if spy.poll() is None:
+            spy.kill()
+            spy.wait()
+    return summarize(out)
+
+
+def run_system(ctx: Context, system: System) -> tuple[SystemResult, MemoryResult | None, str]:
+    """Start, measure and stop one system; a failure becomes a note, not a crash of the run."""
+    server: Server | None = None
+    try:
+        server = start_server(ctx, system) if system.launch else _mock_server(ctx)
+        result = measure(ctx, system, server)
+        memory = long_run(ctx, system, server) if system.long_run else None
+        hot = profile(ctx, system, server) if system.long_run and ctx.args.profile else ""
+        return result, memory, hot
+    except (StartError, OSError, RuntimeError) as exc:
+        _log(f"{system.name}: not measured: {exc}")
+        return SystemResult(system.name, error=str(exc)), None, ""
+    finally:
+        if server is not None and system.launch is not None:
+            ctx.servers.stop(server)
+
+
+def _mock_server(ctx: Context) -> Server:
+    assert ctx.mock is not None
+    return ctx.mock
+
+
+def start_mock(ctx: Context) -> Server:
+    """The one upstream every column talks to; it shares the load generators' core."""
+    port = free_port()
+    server = ctx.servers.start("mock", _mock_argv(ctx, port), port, cpus=ctx.cpus.load, cwd=ROOT)
+    headers = {"Authorization": f"Bearer {MOCK_KEY}"}
+    ctx.servers.wait_ready(server, "/v1/models", headers=headers, timeout=60)
+    return server
+
+
+def selected(args: argparse.Namespace) -> list[System]:
+    """The columns to run; the direct mock always runs, every "added" figure needs it."""
+    keys = set(args.only or [s.key for s in SYSTEMS]) | {"direct"}
+    if args.no_litellm:
+        keys.discard("litellm")
+    return [s for s in SYSTEMS if s.key in keys]
+
+
+def environment(args: argparse.Namespace, cpus: Cpus) -> list[str]:
+    """What a reader needs to judge the figures: machine, load, placement, durations, versions."""
+    pinning = (
+        f"system under test on CPU {cpus.server}; mock, wrk and the c=1 client on CPU {cpus.load}"
+        if cpus.server is not None
+        else "none (scheduler's choice)"
+    )
+    busy = os.getloadavg()[0] > BUSY_LOAD
+    warning = ["> **The machine was busy when this run started: expect noisy figures.**", ""]
+    return [
+        *(warning if busy else []),
+        f"- run: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, commit {_git_head()}",
+        f"- machine: {os.cpu_count()} CPUs, {_cpu_model()}; load average at start "
+        f"{os.getloadavg()[0]:.2f}",
+        f"- python {platform.python_version()}; LiteLLM {_litellm_version()}; "
+        "one worker per system",
+        f"- mock upstream: latency 0, {MOCK_TOKENS} tokens, unpaced streams; "
+        f"CPU pinning: {pinning}",
+        f"- each figure: {args.seconds:g} s after a {args.warmup:g} s warm-up; c=1 with a "
+        "raw-socket keep-alive client, c=16/c=64 with wrk (1 thread); every prompt unique",
+    ]
+
+
+def _git_head() -> str:
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return out.stdout.strip() or "unknown"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _litellm_version() -> str:
+    found = sorted(LITELLM_BIN.parent.parent.glob("lib/python*/site-packages/litellm-*.dist-info"))
+    return found[0].name.removeprefix("litellm-").removesuffix(".dist-info") if found else "n/a"
+
+
+def render(run: Run, header: list[str], hot: str) -> str:
+    parts = ["# Lockgate gateway overhead", "", *header, "", table(run), "", "## Ratios", ""]
+    parts.append(ratios(run))
+    if hot:
+        parts += ["", "## Where Lockgate's time goes (py-spy, c=64)", "", hot]
+    return "\n".join(parts) + "\n"
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so the finally blocks stop every server the bench started."""
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    ensure_tools(args)
+    cpus = choose_cpus(args)
+    header = environment(args, cpus)
+    results: dict[str, SystemResult] = {}
+    memory: MemoryResult | None = None
+    hot = ""
+    with (
+        tempfile.TemporaryDirectory(prefix="lockgate-bench-") as tmp,
+        Servers(Path(tmp)) as servers,
+    ):
+        ctx = Context(args, servers, Path(tmp), cpus)
+        ctx.mock = start_mock(ctx)
+        for system in selected(args):
+            result, long, prof = run_system(ctx, system)
+            results[system.name] = result
+            memory, hot = memory or long, hot or prof
+    header.append(f"- load average at end {os.getloadavg()[0]:.2f}")
+    text = render(Run(results, memory, Targets(rss_growth_mb=args.rss_tolerance_mb)), header, hot)
+    print(text, end="")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    return 0
+
+
+def _log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

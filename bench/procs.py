@@ -1,0 +1,168 @@
+"""Start, wait for, measure and stop the servers under test.
+
+Every server runs in its own session (process group), so stopping it also stops whatever it
+forked (LiteLLM's CLI runs uvicorn in a child process). `Servers` stops everything it started
+when its block exits, however it exits, so an interrupted bench leaves nothing listening.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from bench.client import HOST
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class StartError(RuntimeError):
+    """A server exited or never became ready; the message carries the tail of its log."""
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server and all its descendants."""
+        return sum(_rss(pid) for pid in _tree(self.proc.pid))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def _rss(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _get_status(port: int, path: str, headers: Mapping[str, str]) -> int | None:
+    conn = http.client.HTTPConnection(HOST, port, timeout=2)
+    try:
+        conn.request("GET", path, headers=dict(headers))
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    except OSError:
+        return None
+    finally:
+        conn.close()
+
+
+class Servers(contextlib.AbstractContextManager["Servers"]):
+    """The servers of one bench run; all stopped on exit."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self._log_dir = log_dir
+        self._started: list[Server] = []
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        port: int,
+        *,
+        env: Mapping[str, str] | None = None,
+        cpus: str | None = None,
+        cwd: Path | None = None,
+    ) -> Server:
+        log = self._log_dir / f"{name.lower().replace(' ', '-')}.log"
+        command = ["taskset", "-c", cpus, *argv] if cpus is not None else list(argv)
+        with log.open("wb") as fh:
+            proc = subprocess.Popen(
+                command,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+                cwd=cwd,
+                start_new_session=True,
+            )
+        server = Server(name, port, proc, log)
+        self._started.append(server)
+        return server
+
+    def wait_ready(
+        self,
+        server: Server,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 120.0,
+    ) -> None:
+        """Poll `path` until it answers 200; fail fast if the process dies."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if server.proc.poll() is not None:
+                raise StartError(
+                    f"{server.name} exited with {server.proc.returncode}:\n{server.log_tail()}"
+                )
+            if _get_status(server.port, path, headers or {}) == 200:
+                return
+            time.sleep(0.25)
+        raise StartError(f"{server.name} not ready after {timeout:.0f}s:\n{server.log_tail()}")
+
+    def stop(self, server: Server) -> None:
+        """SIGTERM to the whole group, SIGKILL after ten seconds."""
+        if server in self._started:
+            self._started.remove(server)
+        if server.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.proc.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for server in reversed(list(self._started)):
+            self.stop(server)

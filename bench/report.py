@@ -1,0 +1,260 @@
+"""Turn the measurements of one run into the markdown table, the ratios and the verdicts.
+
+Every comparison is made within the run: "added" figures subtract the direct-to-mock figure of
+the same run, and the throughput target is a ratio to LiteLLM measured minutes earlier on the
+same machine, so a busy or slow machine shifts all columns together instead of failing targets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from bench.load import LoadResult
+
+DIRECT, PASSTHROUGH, LITELLM, LOCKGATE = "mock direct", "passthrough", "LiteLLM", "Lockgate"
+COLUMNS = (DIRECT, PASSTHROUGH, LITELLM, LOCKGATE)
+MB = 1024 * 1024
+
+
+@dataclass
+class Targets:
+    added_p50_ms: float = 1.0
+    ttft_added_ms: float = 1.0
+    rps_vs_litellm: float = 10.0
+    rss_growth_mb: float = 5.0
+
+
+@dataclass
+class SystemResult:
+    name: str
+    error: str | None = None
+    c1_p50: float | None = None
+    c1_p99: float | None = None
+    ttft_p50: float | None = None
+    load: dict[int, LoadResult] = field(default_factory=dict)
+    errors: int = 0
+    rss_after_load: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class MemoryResult:
+    """RSS after each slice of the long run; the first entry is the warmed-up baseline."""
+
+    samples: list[tuple[int, int]]
+    errors: int
+
+    @property
+    def requests(self) -> int:
+        return self.samples[-1][0]
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.samples[-1][1] - self.samples[0][1]) / MB
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile; enough samples make the method irrelevant."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+Cell = float | None
+
+
+def _ms(value: Cell) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _added(value: Cell) -> str:
+    return "n/a" if value is None else f"{value:+.2f}"
+
+
+def _rps(value: Cell) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def _mb(value: Cell) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+
+class Run:
+    """The results of one bench run, keyed by column name, with the derived figures."""
+
+    def __init__(
+        self, results: dict[str, SystemResult], memory: MemoryResult | None, targets: Targets
+    ) -> None:
+        self.results = results
+        self.memory = memory
+        self.targets = targets
+
+    def value(self, system: str, get: Callable[[SystemResult], Cell]) -> Cell:
+        result = self.results.get(system)
+        return None if result is None or result.error else get(result)
+
+    def added(self, system: str, get: Callable[[SystemResult], Cell]) -> Cell:
+        base, value = self.value(DIRECT, get), self.value(system, get)
+        return None if base is None or value is None or system == DIRECT else value - base
+
+    def rps(self, system: str, connections: int) -> Cell:
+        def get(r: SystemResult) -> Cell:
+            load = r.load.get(connections)
+            return load.rps if load else None
+
+        return self.value(system, get)
+
+    def rps_ratio(self, system: str, other: str, connections: int = 64) -> Cell:
+        mine, theirs = self.rps(system, connections), self.rps(other, connections)
+        return None if mine is None or not theirs else mine / theirs
+
+    def checks(self) -> dict[str, bool | None]:
+        t = self.targets
+        p50 = self.added(LOCKGATE, lambda r: r.c1_p50)
+        ttft = self.added(LOCKGATE, lambda r: r.ttft_p50)
+        ratio = self.rps_ratio(LOCKGATE, LITELLM)
+        errors = self.value(LOCKGATE, lambda r: r.errors)
+        return {
+            "added_p50": None if p50 is None else p50 <= t.added_p50_ms,
+            "ttft": None if ttft is None else ttft <= t.ttft_added_ms,
+            "rps": None if ratio is None else ratio >= t.rps_vs_litellm,
+            "memory": None if self.memory is None else self.memory.growth_mb <= t.rss_growth_mb,
+            "errors": None if errors is None else errors == 0 and self.memory_errors() == 0,
+        }
+
+    def memory_errors(self) -> int:
+        return self.memory.errors if self.memory else 0
+
+
+def _row(metric: str, cells: Sequence[str], target: str = "", result: str = "") -> str:
+    return "| " + " | ".join([metric, *cells, target or "—", result or "—"]) + " |"
+
+
+def _cells(run: Run, fmt: Callable[[Cell], str], get: Callable[[str], Cell]) -> list[str]:
+    return [fmt(get(name)) if name in run.results else "skipped" for name in COLUMNS]
+
+
+def _added_cells(run: Run, get: Callable[[SystemResult], Cell]) -> list[str]:
+    """Differences to the direct column; the direct column itself has none."""
+    cells = _cells(run, _added, lambda s: run.added(s, get))
+    return ["—", *cells[1:]]
+
+
+def table(run: Run) -> str:
+    t, ok = run.targets, run.checks()
+    memory = run.memory
+    lines = [
+        "| metric | " + " | ".join(COLUMNS) + " | target (Lockgate) | result |",
+        "|---|" + "---:|" * len(COLUMNS) + "---|---|",
+        _row("latency p50, c=1 (ms)", _cells(run, _ms, lambda s: run.value(s, _c1_p50))),
+        _row(
+            "added p50, c=1 (ms)",
+            _added_cells(run, _c1_p50),
+            f"≤ {t.added_p50_ms:g} ms",
+            _verdict(ok["added_p50"]),
+        ),
+        _row("latency p99, c=1 (ms)", _cells(run, _ms, lambda s: run.value(s, _c1_p99))),
+        _row("added p99, c=1 (ms)", _added_cells(run, _c1_p99)),
+        _row("req/s, c=16", _cells(run, _rps, lambda s: run.rps(s, 16))),
+        _row(
+            "req/s, c=64",
+            _cells(run, _rps, lambda s: run.rps(s, 64)),
+            f"≥ {t.rps_vs_litellm:g}x LiteLLM",
+            _verdict(ok["rps"]),
+        ),
+        _row("latency p99 under load, c=64 (ms)", _cells(run, _ms, lambda s: _wrk_p99(run, s))),
+        _row("first chunk p50, stream (ms)", _cells(run, _ms, lambda s: run.value(s, _ttft))),
+        _row(
+            "first chunk added p50 (ms)",
+            _added_cells(run, _ttft),
+            f"≤ {t.ttft_added_ms:g} ms",
+            _verdict(ok["ttft"]),
+        ),
+        _row("RSS after load (MB)", _cells(run, _mb, lambda s: run.value(s, _rss_mb))),
+        _row(
+            f"RSS growth over {memory.requests:,} requests (MB)"
+            if memory
+            else "RSS growth over the long run (MB)",
+            [*["—"] * (len(COLUMNS) - 1), _added(memory.growth_mb) if memory else "n/a"],
+            f"≤ +{t.rss_growth_mb:g} MB",
+            _verdict(ok["memory"]),
+        ),
+        _row(
+            "failed requests under load",
+            _cells(run, lambda v: "n/a" if v is None else f"{v:.0f}", lambda s: _errors(run, s)),
+            "0",
+            _verdict(ok["errors"]),
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def _c1_p50(r: SystemResult) -> Cell:
+    return r.c1_p50
+
+
+def _c1_p99(r: SystemResult) -> Cell:
+    return r.c1_p99
+
+
+def _ttft(r: SystemResult) -> Cell:
+    return r.ttft_p50
+
+
+def _rss_mb(r: SystemResult) -> Cell:
+    return None if r.rss_after_load is None else r.rss_after_load / MB
+
+
+def _wrk_p99(run: Run, system: str) -> Cell:
+    result = run.results.get(system)
+    if result is None or result.error or 64 not in result.load:
+        return None
+    return result.load[64].p99_ms
+
+
+def _errors(run: Run, system: str) -> Cell:
+    errors = run.value(system, lambda r: r.errors)
+    if errors is not None and system == LOCKGATE:
+        errors += run.memory_errors()
+    return errors
+
+
+def _times(value: Cell) -> str:
+    return "n/a" if value is None else f"{value:.1f}x"
+
+
+def _percent(value: Cell) -> str:
+    return "n/a" if value is None else f"{value * 100:.0f}%"
+
+
+def ratios(run: Run) -> str:
+    """The comparisons the targets are about, as sentences a reader can check in the table."""
+    lg = run.added(LOCKGATE, _c1_p50)
+    lite = run.added(LITELLM, _c1_p50)
+    floor = run.added(PASSTHROUGH, _c1_p50)
+    added_ratio = None if lg is None or lite is None or lg <= 0 else lite / lg
+    lines = [
+        f"- Added latency at c=1 (p50): Lockgate {_added(lg)} ms, pass-through floor "
+        f"{_added(floor)} ms, LiteLLM {_added(lite)} ms (LiteLLM adds {_times(added_ratio)} "
+        "what Lockgate adds).",
+        f"- Throughput at c=64: Lockgate = {_times(run.rps_ratio(LOCKGATE, LITELLM))} LiteLLM, "
+        f"{_percent(run.rps_ratio(LOCKGATE, PASSTHROUGH))} of the pass-through floor, "
+        f"{_percent(run.rps_ratio(LOCKGATE, DIRECT))} of the mock served directly.",
+        f"- Throughput at c=16: Lockgate = {_times(run.rps_ratio(LOCKGATE, LITELLM, 16))} "
+        f"LiteLLM, {_percent(run.rps_ratio(LOCKGATE, PASSTHROUGH, 16))} of the floor.",
+    ]
+    if run.memory:
+        series = ", ".join(f"{n:,}: {rss / MB:.1f}" for n, rss in run.memory.samples)
+        lines.append(
+            f"- Lockgate RSS (MB) by requests served in the long run: {series} "
+            f"(growth {run.memory.growth_mb:+.1f} MB; {run.memory.errors} failed)."
+        )
+    for name in COLUMNS:
+        result = run.results.get(name)
+        if result and result.error:
+            lines.append(f"- {name} not measured: {result.error.splitlines()[0]}")
+    return "\n".join(lines)

@@ -1,9 +1,11 @@
 """The local provider: a GGUF model on llama.cpp (`llama-cpp-python`), off the event loop.
 
-llama.cpp is synchronous and one model context serves one generation at a time, so requests
-queue on an asyncio lock (waiting costs no thread) and each generation runs in a worker thread
-that hands tokens to the loop as they come. A client that goes away sets a flag the thread
-checks between tokens, so an abandoned answer stops using the CPU.
+llama.cpp is synchronous and one model context serves one generation at a time, so every call
+runs on the provider's own single worker thread, which hands tokens to the event loop as they
+come; waiting requests queue in that executor without holding a thread. A client that goes away
+sets a flag the worker checks between tokens (and before starting), so an abandoned answer
+stops using the CPU, and the next generation can only start once the previous one has left the
+model.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import importlib.util
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +49,11 @@ class LocalProvider:
         self.name = name
         self._config = config
         self._llama: Any = None
-        self._lock = asyncio.Lock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{name}")
 
     async def warm(self) -> None:
         """Load the model now rather than on the first request."""
-        async with self._lock:
-            await asyncio.to_thread(self._load)
+        await asyncio.get_running_loop().run_in_executor(self._worker, self._load)
 
     def _load(self) -> Any:
         if self._llama is None:
@@ -111,23 +113,22 @@ class LocalProvider:
 
         def generate() -> None:
             try:
-                for chunk in self._generate(arguments, cancelled):
-                    emit(chunk)
-            except BaseException as exc:
+                if not cancelled.is_set():
+                    for chunk in self._generate(arguments, cancelled):
+                        emit(chunk)
+            except Exception as exc:
                 emit(exc)
             finally:
                 emit(_END)
 
-        async with self._lock:
-            worker = loop.run_in_executor(None, generate)
-            try:
-                while (item := await queue.get()) is not _END:
-                    if isinstance(item, BaseException):
-                        raise _translate(item)
-                    yield item
-            finally:
-                cancelled.set()
-                await asyncio.shield(worker)
+        self._worker.submit(generate)
+        try:
+            while (item := await queue.get()) is not _END:
+                if isinstance(item, BaseException):
+                    raise _translate(item)
+                yield item
+        finally:
+            cancelled.set()
 
     def _generate(
         self, arguments: dict[str, Any], cancelled: threading.Event
@@ -163,7 +164,7 @@ class LocalProvider:
                 close()
 
     async def aclose(self) -> None:
-        self._llama = None
+        self._worker.shutdown(wait=False, cancel_futures=True)
 
 
 def _role(role: str) -> str:

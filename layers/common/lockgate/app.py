@@ -15,7 +15,14 @@ from starlette.responses import Response, StreamingResponse
 from lockgate import __version__
 from lockgate.api import anthropic as anthropic_wire
 from lockgate.api.errors import GatewayError
-from lockgate.api.http import api_key, json_response, parse, read_body, request_id
+from lockgate.api.http import (
+    api_key,
+    gateway_key_id,
+    json_response,
+    parse,
+    read_body,
+    request_id,
+)
 from lockgate.api.openai import ChunkEncoder, completion_body
 from lockgate.bootstrap import Container, build
 from lockgate.chat import ChatRequest
@@ -55,7 +62,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     async def models(request: Request) -> Response:
         ctx = RequestContext(request_id(request))
         try:
-            gateway.authenticate(api_key(request), ctx)
+            gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
         except GatewayError as exc:
             return _error_response(request, exc, ctx)
         data = [
@@ -69,7 +76,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         started = time.perf_counter()
         ctx = RequestContext(request_id(request))
         try:
-            gateway.authenticate(api_key(request), ctx)
+            gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
             chat = parse(ChatRequest, await read_body(request, limit))
             if chat.stream:
                 return await _openai_stream(gateway, chat, ctx, started)
@@ -88,7 +95,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         started = time.perf_counter()
         ctx = RequestContext(request_id(request))
         try:
-            gateway.authenticate(api_key(request), ctx)
+            gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
             wire = parse(anthropic_wire.MessagesRequest, await read_body(request, limit))
             chat = anthropic_wire.to_chat_request(wire)
             if chat.stream:

@@ -18,6 +18,7 @@ from lockgate.routing.fallback import FallbackExecutor
 from lockgate.routing.router import Router
 from lockgate.settings import Settings
 from lockgate.stores.embedded.keys import SqliteKeyStore
+from lockgate.tenants.auth import ApiGatewayAuthenticator, Authenticator, KeyStoreAuthenticator
 from lockgate.tenants.keys import Tenant, generate_key, hash_key
 
 log = logging.getLogger("lockgate")
@@ -68,7 +69,10 @@ def build(settings: Settings) -> Container:
     keys = SqliteKeyStore(settings.data_dir / "lockgate.db")
     if settings.api_key is not None:
         keys.add(hash_key(settings.api_key.get_secret_value()), DEFAULT_TENANT)
-    gateway = Gateway(keys, Router(policy), FallbackExecutor(providers, policy))
+    auth: Authenticator = (
+        ApiGatewayAuthenticator() if settings.auth == "api-gateway" else KeyStoreAuthenticator(keys)
+    )
+    gateway = Gateway(auth, Router(policy), FallbackExecutor(providers, policy))
     return Container(settings, policy, providers, keys, gateway)
 
 

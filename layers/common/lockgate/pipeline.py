@@ -15,8 +15,8 @@ from lockgate.chat import ChatChunk, ChatRequest, ChatResult, Usage
 from lockgate.providers.errors import ProviderError
 from lockgate.routing.fallback import FallbackExecutor, FallbackExhausted, LiveStream
 from lockgate.routing.router import Route, Router
-from lockgate.stores.ports import KeyStore
-from lockgate.tenants.keys import Tenant, hash_key
+from lockgate.tenants.auth import Authenticator
+from lockgate.tenants.keys import Tenant
 
 log = logging.getLogger("lockgate.pipeline")
 
@@ -47,14 +47,16 @@ class RequestContext:
 
 
 class Gateway:
-    def __init__(self, keys: KeyStore, router: Router, executor: FallbackExecutor) -> None:
-        self._keys = keys
+    def __init__(self, auth: Authenticator, router: Router, executor: FallbackExecutor) -> None:
+        self._auth = auth
         self.router = router
         self._executor = executor
 
-    def authenticate(self, api_key: str | None, ctx: RequestContext) -> Tenant:
-        """The one place a key is checked."""
-        tenant = self._keys.tenant_for(hash_key(api_key)) if api_key else None
+    def authenticate(
+        self, api_key: str | None, ctx: RequestContext, gateway_key_id: str | None = None
+    ) -> Tenant:
+        """The one place a caller is checked."""
+        tenant = self._auth.tenant_for(api_key, gateway_key_id)
         if tenant is None:
             raise invalid_api_key()
         ctx.tenant = tenant

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -16,6 +17,9 @@ class Settings(BaseModel):
         default=None, description="routing policy YAML; embedded default if unset"
     )
     api_key: SecretStr | None = Field(default=None, description="a key to accept, for scripts")
+    auth: Literal["keys", "api-gateway"] = Field(
+        default="keys", description="check keys here, or trust API Gateway's key check"
+    )
     data_dir: Path = Path(".lockgate")
     host: str = "127.0.0.1"
     port: int = 8000

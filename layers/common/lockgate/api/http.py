@@ -36,6 +36,21 @@ def api_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
+def gateway_key_id(request: Request) -> str | None:
+    """The API Gateway key id of this invocation: from the Lambda event (Mangum) or from the
+    request context the Lambda Web Adapter forwards. Only an `ApiGatewayAuthenticator` trusts it."""
+    event = request.scope.get("aws.event")
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    if context is None and (forwarded := request.headers.get("x-amzn-request-context")):
+        try:
+            context = orjson.loads(forwarded)
+        except orjson.JSONDecodeError:
+            return None
+    identity = context.get("identity") if isinstance(context, dict) else None
+    key_id = identity.get("apiKeyId") if isinstance(identity, dict) else None
+    return key_id if isinstance(key_id, str) and key_id else None
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refusing as soon as it is known to exceed the limit (before reading it all
     when Content-Length says so)."""

@@ -12,7 +12,10 @@ from lockgate.stores.embedded.keys import SqliteKeyStore
 from lockgate.tenants import Tenant, generate_key, hash_key
 from lockgate.tenants.auth import ApiGatewayAuthenticator, KeyStoreAuthenticator
 
-POLICY = "providers: {m: {kind: openai, base_url: 'http://127.0.0.1:9/v1'}}\nmodels: {a: {targets: [m/x]}}\n"
+POLICY = (
+    "providers: {m: {kind: openai, base_url: 'http://127.0.0.1:9/v1'}}\n"
+    "models: {a: {targets: [m/x]}}\n"
+)
 
 
 def test_keys_are_random_and_stored_only_hashed(tmp_path: Path) -> None:

@@ -45,8 +45,9 @@ format: setup
 bench: setup
 	$(BIN)/python -m bench.gateway_overhead
 
-synth: setup node
-	PATH="$(CURDIR)/$(NODE):$$PATH" $(BIN)/python infra/app.py
+# Offline synth; drop `-c skipBundling=true` to also build the dependency layer (needs PyPI).
+synth: setup
+	PATH="$$(bash scripts/ensure-node.sh --with-cdk):$(CURDIR)/$(BIN):$$PATH" cdk synth -q -c skipBundling=true
 
 clean:
 	rm -rf $(VENV) .tools cdk.out .pytest_cache .mypy_cache .ruff_cache

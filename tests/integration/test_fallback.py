@@ -24,8 +24,18 @@ FAULTS = {
     "cut": "bad+cut_after=0",
     "malformed": "bad+malformed_after=0",
     "stall": "bad+stall_after=0",
+    "stream_error": "bad+error_after=0",
     "connect": "REFUSED",
 }
+ANTHROPIC_FAULTS = [
+    "status503",
+    "status429",
+    "timeout",
+    "cut",
+    "malformed",
+    "stall",
+    "stream_error",
+]
 TIMEOUTS = {
     "connect_s": 1,
     "first_token_s": 0.5,
@@ -43,9 +53,12 @@ def _policy(upstream: str) -> dict[str, object]:
         if model != "REFUSED"
     }
     models["connect"] = {"targets": ["dead/x", "mock/good"]}
+    for name in ANTHROPIC_FAULTS:
+        models[f"ant_{name}"] = {"targets": [f"mockant/{FAULTS[name]}", "mock/good"]}
     models["midstream_cut"] = {"targets": ["mock/bad+cut_after=3", "mock/good"]}
     models["midstream_stall"] = {"targets": ["mock/bad+stall_after=3", "mock/good"]}
     models["midstream_malformed"] = {"targets": ["mock/bad+malformed_after=3", "mock/good"]}
+    models["midstream_error"] = {"targets": ["mock/bad+error_after=3", "mock/good"]}
     models["flaky"] = {"targets": ["mock/flaky+fail_first=1+status=503", "mock/good"]}
     models["patient"] = {
         "targets": ["mock/slow+fail_first=1+status=429+retry_after=0.4", "mock/good"]
@@ -83,7 +96,10 @@ def client(gw: RunningGateway) -> openai.OpenAI:
 MESSAGES = [{"role": "user", "content": "say something"}]
 
 
-@pytest.mark.parametrize("alias", list(FAULTS))
+ALIASES = list(FAULTS) + [f"ant_{name}" for name in ANTHROPIC_FAULTS]
+
+
+@pytest.mark.parametrize("alias", ALIASES)
 def test_buffered_falls_back(client: openai.OpenAI, alias: str) -> None:
     raw = client.chat.completions.with_raw_response.create(model=alias, messages=MESSAGES)  # type: ignore[arg-type]
     assert raw.headers["x-lockgate-model"] == "mock/good"
@@ -91,7 +107,7 @@ def test_buffered_falls_back(client: openai.OpenAI, alias: str) -> None:
     assert raw.parse().choices[0].finish_reason == "stop"
 
 
-@pytest.mark.parametrize("alias", list(FAULTS))
+@pytest.mark.parametrize("alias", ALIASES)
 def test_streamed_falls_back_before_first_chunk(client: openai.OpenAI, alias: str) -> None:
     with client.chat.completions.with_streaming_response.create(
         model=alias,
@@ -104,7 +120,9 @@ def test_streamed_falls_back_before_first_chunk(client: openai.OpenAI, alias: st
     assert not any('"error"' in line for line in lines)
 
 
-@pytest.mark.parametrize("alias", ["midstream_cut", "midstream_stall", "midstream_malformed"])
+@pytest.mark.parametrize(
+    "alias", ["midstream_cut", "midstream_stall", "midstream_malformed", "midstream_error"]
+)
 def test_failure_after_first_chunk_is_never_a_clean_end(client: openai.OpenAI, alias: str) -> None:
     stream = client.chat.completions.create(model=alias, messages=MESSAGES, stream=True)  # type: ignore[call-overload]
     received = []

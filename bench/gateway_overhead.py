@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from bench.client import Target, probe, sample_latency
 from bench.load import run_wrk
@@ -50,7 +51,7 @@ PYSPY_BIN = ROOT / ".bench-venv" / "tools" / "bin" / "py-spy"
 RESULTS = BENCH / "results"
 MOCK_KEY, LITELLM_KEY, LOCKGATE_KEY = "bench", "sk-bench", "lg-bench-key"
 MOCK_TOKENS = 16
-BUSY_LOAD = 0.7  # one-minute load average above which another job competes for the cores
+BUSY_SHARE = 0.15  # CPU use by others at start above which the figures get a warning
 
 POLICY = """\
 providers:
@@ -89,6 +90,7 @@ class Context:
 
 
 Launch = Callable[[Context, int], tuple[list[str], dict[str, str]]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,9 @@ def measure(ctx: Context, system: System, server: Server) -> SystemResult:
     result = SystemResult(system.name)
     reply = probe(target, stream=False)
     probe(target, stream=True)
-    result.headers = {k: v for k, v in reply.headers.items() if k.startswith("x-lockgate")}
+    result.headers = {
+        k: v for k, v in reply.headers.items() if k.startswith("x-lockgate") and k != "x-request-id"
+    }
     sample_latency(target, args.warmup)
     c1 = sample_latency(target, args.seconds)
     result.c1_p50, result.c1_p99 = percentile(c1, 50), percentile(c1, 99)
@@ -270,8 +274,10 @@ def profile(ctx: Context, system: System, server: Server) -> str:
     """Sample Lockgate with py-spy under c=64 load; the hottest frames say where time goes."""
     out = RESULTS / "lockgate_profile.txt"
     seconds = max(3, round(ctx.args.seconds))
+    pin = ["taskset", "-c", ctx.cpus.load] if ctx.cpus.load is not None else []
     spy = subprocess.Popen(
         [
+            *pin,
             str(PYSPY_BIN),
             "record",
             "--pid",
@@ -309,15 +315,31 @@ def run_system(ctx: Context, system: System) -> tuple[SystemResult, MemoryResult
     try:
         server = start_server(ctx, system) if system.launch else _mock_server(ctx)
         result = measure(ctx, system, server)
-        memory = long_run(ctx, system, server) if system.long_run else None
-        hot = profile(ctx, system, server) if system.long_run and ctx.args.profile else ""
-        return result, memory, hot
+        if not system.long_run:
+            return result, None, ""
+        memory = _extra(result, "long run", lambda: long_run(ctx, system, server))
+        hot = (
+            _extra(result, "profile", lambda: profile(ctx, system, server))
+            if ctx.args.profile
+            else ""
+        )
+        return result, memory, hot or ""
     except (StartError, OSError, RuntimeError) as exc:
         _log(f"{system.name}: not measured: {exc}")
         return SystemResult(system.name, error=str(exc)), None, ""
     finally:
         if server is not None and system.launch is not None:
             ctx.servers.stop(server)
+
+
+def _extra(result: SystemResult, what: str, step: Callable[[], T]) -> T | None:
+    """A step after the main figures; its failure is noted without losing those figures."""
+    try:
+        return step()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        _log(f"{result.name}: {what} failed: {exc}")
+        result.notes.append(f"{what} failed: {str(exc).splitlines()[0] if str(exc) else exc!r}")
+        return None
 
 
 def _mock_server(ctx: Context) -> Server:
@@ -349,13 +371,17 @@ def environment(args: argparse.Namespace, cpus: Cpus) -> list[str]:
         if cpus.server is not None
         else "none (scheduler's choice)"
     )
-    busy = os.getloadavg()[0] > BUSY_LOAD
-    warning = ["> **The machine was busy when this run started: expect noisy figures.**", ""]
+    busy = cpu_busy()
+    warning = [
+        f"> **Other work used {busy:.0%} of the CPUs when this run started: "
+        "expect noisy figures.**",
+        "",
+    ]
     return [
-        *(warning if busy else []),
+        *(warning if busy > BUSY_SHARE else []),
         f"- run: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, commit {_git_head()}",
-        f"- machine: {os.cpu_count()} CPUs, {_cpu_model()}; load average at start "
-        f"{os.getloadavg()[0]:.2f}",
+        f"- machine: {os.cpu_count()} CPUs, {_cpu_model()}; CPUs busy at start {busy:.0%}, "
+        f"load average {os.getloadavg()[0]:.2f}",
         f"- python {platform.python_version()}; LiteLLM {_litellm_version()}; "
         "one worker per system",
         f"- mock upstream: latency 0, {MOCK_TOKENS} tokens, unpaced streams; "
@@ -363,6 +389,23 @@ def environment(args: argparse.Namespace, cpus: Cpus) -> list[str]:
         f"- each figure: {args.seconds:g} s after a {args.warmup:g} s warm-up; c=1 with a "
         "raw-socket keep-alive client, c=16/c=64 with wrk (1 thread); every prompt unique",
     ]
+
+
+def cpu_busy(seconds: float = 1.0) -> float:
+    """Share of all CPUs in use over `seconds`, from /proc/stat: unlike the load average it does
+    not remember a bench that ended a minute ago, and it sees another job that is running now."""
+
+    def sample() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError):
+        return 0.0
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
 
 
 def _git_head() -> str:

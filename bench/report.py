@@ -36,6 +36,7 @@ class SystemResult:
     errors: int = 0
     rss_after_load: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -253,8 +254,13 @@ def ratios(run: Run) -> str:
             f"- Lockgate RSS (MB) by requests served in the long run: {series} "
             f"(growth {run.memory.growth_mb:+.1f} MB; {run.memory.errors} failed)."
         )
+    probe = run.results.get(LOCKGATE)
+    if probe and probe.headers:
+        shown = ", ".join(f"`{k}: {v}`" for k, v in sorted(probe.headers.items()))
+        lines.append(f"- Lockgate's first reply said: {shown}.")
     for name in COLUMNS:
         result = run.results.get(name)
+        lines += [f"- {name}: {note}" for note in (result.notes if result else [])]
         if result and result.error:
             lines.append(f"- {name} not measured: {result.error.splitlines()[0]}")
     return "\n".join(lines)

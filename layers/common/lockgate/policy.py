@@ -82,6 +82,44 @@ class Cooldown(_Strict):
     seconds: float = Field(default=30.0, ge=0)
 
 
+class CachePolicy(_Strict):
+    """Response caching for an alias (issue: caching)."""
+
+    enabled: bool = True
+    ttl_s: float = Field(default=3600.0, gt=0)
+    semantic: bool = True
+    semantic_threshold: float | None = Field(
+        default=None, ge=0, le=1, description="plain cosine; None uses the calibrated default"
+    )
+    cache_truncated: bool = Field(default=False, description="also cache finish_reason=length")
+
+
+class RagBinding(_Strict):
+    """Grounds an alias's answers in a document collection (issue: RAG)."""
+
+    collection: str = Field(min_length=1)
+    top_k: int = Field(default=5, ge=1, le=50)
+    min_score: float | None = Field(default=None, description="None uses the calibrated default")
+    when_nothing_found: Literal["dont_know", "call_model"] = "dont_know"
+
+
+class SafetyPolicy(_Strict):
+    """Input limits and prompt-injection handling for an alias (issue: gateway layer)."""
+
+    max_messages: int = Field(default=256, ge=1)
+    max_prompt_tokens: int | None = Field(default=None, ge=1)
+    injection_action: Literal["block", "flag", "strip", "off"] = "block"
+    injection_threshold: float | None = Field(default=None, ge=0, le=1)
+    redact_prompts: bool = Field(default=False, description="mask PII before it leaves")
+
+
+class Price(_Strict):
+    """USD per million tokens, for budgets and `GET /v1/usage`."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class Target(_Strict):
     provider: str
     model: str
@@ -105,6 +143,9 @@ class Alias(_Strict):
     strategy: Literal["fallback"] = "fallback"
     retry: RetryPolicy | None = None
     timeouts: Timeouts | None = None
+    cache: CachePolicy | None = None
+    rag: RagBinding | None = None
+    safety: SafetyPolicy | None = None
     description: str = ""
 
     @field_validator("targets", mode="before")
@@ -120,6 +161,11 @@ class Policy(_Strict):
     retry: RetryPolicy = RetryPolicy()
     timeouts: Timeouts = Timeouts()
     cooldown: Cooldown = Cooldown()
+    cache: CachePolicy = CachePolicy()
+    safety: SafetyPolicy = SafetyPolicy()
+    prices: dict[str, Price] = Field(
+        default_factory=dict, description="by target 'provider/model'; unpriced targets cost 0"
+    )
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
@@ -154,6 +200,12 @@ class Policy(_Strict):
 
     def timeouts_for(self, alias: str) -> Timeouts:
         return self.models[alias].timeouts or self.timeouts
+
+    def cache_for(self, alias: str) -> CachePolicy:
+        return self.models[alias].cache or self.cache
+
+    def safety_for(self, alias: str) -> SafetyPolicy:
+        return self.models[alias].safety or self.safety
 
 
 class PolicyError(ValueError):

@@ -3,8 +3,11 @@ adapters."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
+from lockgate.embeddings.base import Vectors
 from lockgate.tenants.keys import Tenant
 
 
@@ -16,3 +19,38 @@ class KeyStore(Protocol):
     def add(self, key_hash: str, tenant: Tenant) -> None: ...
 
     def count(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class VectorRecord:
+    """One vector in a namespace (e.g. a tenant's cache scope, or a tenant's collection).
+
+    `payload` is small JSON-able metadata returned with hits; searches never cross namespaces.
+    """
+
+    id: str
+    namespace: str
+    vector: Vectors
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VectorHit:
+    id: str
+    score: float
+    """Plain cosine similarity in [-1, 1], whatever the backend's own scoring."""
+    payload: dict[str, Any]
+
+
+class VectorIndex(Protocol):
+    """k-nearest-neighbour search by cosine, filtered to one namespace inside the search."""
+
+    async def upsert(self, records: Sequence[VectorRecord]) -> None: ...
+
+    async def search(self, vector: Vectors, *, namespace: str, k: int) -> list[VectorHit]: ...
+
+    async def delete(self, ids: Sequence[str], *, namespace: str) -> None: ...
+
+    async def delete_namespace(self, namespace_prefix: str) -> int:
+        """Removes every record whose namespace starts with the prefix; returns how many."""
+        ...

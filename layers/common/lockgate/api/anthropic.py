@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lockgate.api.errors import GatewayError, bad_request
+from lockgate.api.sse import event_frame
 from lockgate.chat import ChatChunk, ChatMessage, ChatRequest, ChatResult, Usage
 
 STOP_REASONS = {
@@ -290,10 +290,6 @@ def anthropic_error_body(status: int, message: str) -> dict[str, Any]:
     if error_type is None:
         error_type = "api_error" if status >= 500 else "invalid_request_error"
     return {"type": "error", "error": {"type": error_type, "message": message}}
-
-
-def event_frame(event: str, payload: dict[str, Any]) -> bytes:
-    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
 class MessagesStreamEncoder:

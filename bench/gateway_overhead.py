@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from bench.client import Target, probe, sample_latency
 from bench.load import run_wrk
-from bench.procs import Server, Servers, StartError, free_port
+from bench.procs import CpuMeter, Server, Servers, StartError, free_port
 from bench.profile_summary import summarize
 from bench.report import (
     DIRECT,
@@ -460,12 +460,21 @@ def main(argv: list[str] | None = None) -> int:
         Servers(Path(tmp)) as servers,
     ):
         ctx = Context(args, servers, Path(tmp), cpus)
-        ctx.mock = start_mock(ctx)
+        mock = ctx.mock = start_mock(ctx)
+        meter = CpuMeter(lambda: mock.pids())
         for system in selected(args):
+            before = meter.snapshot()
             result, long, prof = run_system(ctx, system)
+            result.others_cpu = meter.others_share(before)
             results[system.name] = result
             memory, hot = memory or long, hot or prof
     header.append(f"- load average at end {os.getloadavg()[0]:.2f}")
+    tainted = [r.name for r in results.values() if (r.others_cpu or 0) > BUSY_SHARE]
+    if tainted:
+        header.insert(
+            0, f"> **Other work took CPU while {', '.join(tainted)} ran: see the table.**"
+        )
+        header.insert(1, "")
     text = render(Run(results, memory, Targets(rss_growth_mb=args.rss_tolerance_mb)), header, hot)
     print(text, end="")
     args.out.parent.mkdir(parents=True, exist_ok=True)

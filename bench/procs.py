@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +22,7 @@ from types import TracebackType
 from bench.client import HOST
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 class StartError(RuntimeError):
@@ -41,9 +42,13 @@ class Server:
         except OSError:
             return ""
 
+    def pids(self) -> list[int]:
+        """The server and all its descendants."""
+        return _tree(self.proc.pid)
+
     def rss_bytes(self) -> int:
         """Resident memory of the server and all its descendants."""
-        return sum(_rss(pid) for pid in _tree(self.proc.pid))
+        return sum(_rss(pid) for pid in self.pids())
 
 
 def free_port() -> int:
@@ -166,3 +171,44 @@ class Servers(contextlib.AbstractContextManager["Servers"]):
     ) -> None:
         for server in reversed(list(self._started)):
             self.stop(server)
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    busy: float
+    total: float
+    ours: float
+
+
+class CpuMeter:
+    """Tells how much of the machine other work took while a column was measured.
+
+    The machine is shared: a test suite or a build that starts mid-run takes cycles from the
+    system under test and skews that column only. Busy CPU time from /proc/stat, less the CPU
+    time of this process, its reaped children (every server it stopped, every wrk) and the
+    servers still running, is what others used.
+    """
+
+    def __init__(self, live: Callable[[], Sequence[int]]) -> None:
+        self._live = live
+
+    def snapshot(self) -> CpuSnapshot:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        idle = values[3] + values[4]
+        t = os.times()
+        ours = t.user + t.system + t.children_user + t.children_system
+        ours += sum(_cpu_seconds(pid) for pid in self._live())
+        return CpuSnapshot((sum(values) - idle) / TICK, sum(values) / TICK, ours)
+
+    def others_share(self, since: CpuSnapshot) -> float:
+        now = self.snapshot()
+        others = (now.busy - since.busy) - (now.ours - since.ours)
+        return max(0.0, others / max(1e-9, now.total - since.total))
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK

@@ -37,6 +37,7 @@ class SystemResult:
     rss_after_load: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    others_cpu: float | None = None
 
 
 @dataclass
@@ -183,6 +184,10 @@ def table(run: Run) -> str:
             [*["—"] * (len(COLUMNS) - 1), _added(memory.growth_mb) if memory else "n/a"],
             f"≤ +{t.rss_growth_mb:g} MB",
             _verdict(ok["memory"]),
+        ),
+        _row(
+            "CPU taken by other work meanwhile (%)",
+            [_percent(r.others_cpu) if r else "skipped" for r in map(run.results.get, COLUMNS)],
         ),
         _row(
             "failed requests under load",

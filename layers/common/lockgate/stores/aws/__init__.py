@@ -1,0 +1,1 @@
+"""AWS adapters: DynamoDB and S3 through boto3, each call in a worker thread."""

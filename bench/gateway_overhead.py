@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from bench.client import Target, probe, sample_latency
 from bench.load import run_wrk
-from bench.procs import CpuMeter, Server, Servers, StartError, free_port
+from bench.procs import CpuMeter, Server, Servers, StartError, cpu_busy, free_port
 from bench.profile_summary import summarize
 from bench.report import (
     DIRECT,
@@ -389,23 +389,6 @@ def environment(args: argparse.Namespace, cpus: Cpus) -> list[str]:
         f"- each figure: {args.seconds:g} s after a {args.warmup:g} s warm-up; c=1 with a "
         "raw-socket keep-alive client, c=16/c=64 with wrk (1 thread); every prompt unique",
     ]
-
-
-def cpu_busy(seconds: float = 1.0) -> float:
-    """Share of all CPUs in use over `seconds`, from /proc/stat: unlike the load average it does
-    not remember a bench that ended a minute ago, and it sees another job that is running now."""
-
-    def sample() -> tuple[int, int]:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-        return sum(values), values[3] + values[4]  # total, idle + iowait
-
-    try:
-        total0, idle0 = sample()
-        time.sleep(seconds)
-        total1, idle1 = sample()
-    except (OSError, ValueError):
-        return 0.0
-    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
 
 
 def _git_head() -> str:

@@ -193,12 +193,11 @@ class CpuMeter:
         self._live = live
 
     def snapshot(self) -> CpuSnapshot:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-        idle = values[3] + values[4]
+        busy, total = _machine_cpu()
         t = os.times()
         ours = t.user + t.system + t.children_user + t.children_system
         ours += sum(_cpu_seconds(pid) for pid in self._live())
-        return CpuSnapshot((sum(values) - idle) / TICK, sum(values) / TICK, ours)
+        return CpuSnapshot(busy, total, ours)
 
     def others_share(self, since: CpuSnapshot) -> float:
         now = self.snapshot()
@@ -212,3 +211,18 @@ def _cpu_seconds(pid: int) -> float:
     except (OSError, IndexError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """Busy and total CPU seconds of all CPUs since boot (idle and iowait count as not busy)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(values) - values[3] - values[4]) / TICK, sum(values) / TICK
+
+
+def cpu_busy(seconds: float = 1.0) -> float:
+    """Share of all CPUs in use over `seconds`: unlike the load average it does not remember a
+    bench that ended a minute ago, and it sees another job that is running now."""
+    busy0, total0 = _machine_cpu()
+    time.sleep(seconds)
+    busy1, total1 = _machine_cpu()
+    return (busy1 - busy0) / max(1e-9, total1 - total0)

@@ -329,6 +329,7 @@ class OpenSearchStub:
         if not isinstance(k, int) or not 1 <= k <= 10000:
             raise BadRequest("illegal_argument_exception", "[knn] requires k to be in [1, 10000]")
         filter_query = spec.get("filter", {"match_all": {}})
+        _matches(filter_query, {})  # parse errors surface even when the index is empty
         candidates = [
             (doc_id, doc) for doc_id, doc in index.docs.items() if _matches(filter_query, doc)
         ]
@@ -348,6 +349,7 @@ class OpenSearchStub:
             raise BadRequest("parsing_exception", "_delete_by_query needs exactly a [query]")
         if "knn" in body["query"]:
             raise BadRequest("illegal_argument_exception", "knn is not allowed in delete_by_query")
+        _matches(body["query"], {})
         doomed = [doc_id for doc_id, doc in index.docs.items() if _matches(body["query"], doc)]
         for doc_id in doomed:
             del index.docs[doc_id]

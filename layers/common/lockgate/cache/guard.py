@@ -8,7 +8,7 @@ those details and says which one differs, so every refusal can be explained in a
 Hard checks run on every hit whose text is not the same: a differing number, negation, named
 entity, direction (from/to) or opposite word means a different question at any similarity.
 The content check runs only on hits near the threshold (`strict`): there, a content word
-replaced by another ("tomato" for "potato") is a different question too.
+replaced by another ("tomato" for "potato"), or more than one added, is a different question.
 Pure Python, no model: tens of microseconds per pair.
 """
 
@@ -80,6 +80,9 @@ TIME_WORDS = frozenset(
      "morning", "afternoon", "evening", "daily", "weekly", "monthly", "yearly", "annual",
      "annually", "hourly", "past", "future", "next", "previous", "recent", "upcoming"}
 )  # fmt: skip
+CONTENT_ALLOWANCE = 1
+"""Near the threshold, one content word may be unmatched (an added "exactly" or "online");
+two or more, or one replaced by another ("tomato" for "potato"), make a different question."""
 DIRECTIONS = frozenset({"from", "to", "into", "between", "via", "toward", "towards", "onto"})
 STOPWORDS = frozenset(
     _split(
@@ -244,7 +247,7 @@ def check(query: str, cached: str, *, strict: bool = True) -> Verdict:
         return Verdict(False, "time", _differ("time", a_time, b_time))
     if strict:
         only_a, only_b = _unmatched(a.content, b.content), _unmatched(b.content, a.content)
-        if only_a and only_b:
+        if len(only_a) + len(only_b) > CONTENT_ALLOWANCE:
             return Verdict(False, "content", _differ("content words", only_a, only_b))
     return PASS
 

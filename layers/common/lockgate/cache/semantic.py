@@ -23,8 +23,8 @@ log = logging.getLogger("lockgate.cache")
 
 # Calibrated by `python -m bench.semantic_quality` on STS-B train+dev (held-out: STS-B test);
 # see bench/results/semantic_quality.md for the curve and the held-out false-hit rate.
-DEFAULT_THRESHOLD = 0.86
-DEFAULT_GUARD_BAND = 0.06
+DEFAULT_THRESHOLD = 0.94
+DEFAULT_GUARD_BAND = 0.04
 CANDIDATES = 4
 """Neighbours checked per lookup: when the nearest fails the guard, a slightly farther one (the
 same question with the same order number, say) may still be the right answer."""

@@ -7,11 +7,9 @@ import io
 import json
 
 import boto3
-import numpy as np
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-
 from lockgate.embeddings.bedrock import TITAN_V2, BedrockTitanEmbedder
 from lockgate.embeddings.errors import EmbeddingError
 

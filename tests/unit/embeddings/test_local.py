@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from lockgate.embeddings.errors import EmbeddingError
 from lockgate.embeddings.local import MiniLMEmbedder, package_file
 

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 from aiohttp import web
-
 from lockgate.embeddings.errors import EmbeddingError
 from lockgate.embeddings.openai import OpenAIEmbedder
 

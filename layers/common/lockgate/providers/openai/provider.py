@@ -1,4 +1,9 @@
-"""The OpenAI provider adapter, through the official `openai` SDK on aiohttp."""
+"""The OpenAI provider adapter, through the official `openai` SDK on aiohttp.
+
+Requests go through the SDK's client (auth, headers, SSE decoding, error mapping) with plain
+JSON bodies and results: its typed request transform and response models cost more than the
+rest of the gateway together, and nothing here needs them.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
+import orjson
 
 from lockgate.chat import ChatChunk, ChatRequest, ChatResult
 from lockgate.policy import OpenAIProviderConfig, Timeouts
 from lockgate.providers import errors
-from lockgate.providers.openai.translate import chunk_from, request_arguments, result_from
+from lockgate.providers.openai.translate import chunk_from, request_body, result_from
+
+_PATH = "/chat/completions"
+_Events = openai.AsyncStream[object]
 
 
 class OpenAIProvider:
@@ -30,22 +39,20 @@ class OpenAIProvider:
 
     async def complete(self, request: ChatRequest, model: str) -> ChatResult:
         try:
-            completion = await self._client.chat.completions.create(
-                **request_arguments(request, model)
-            )
+            raw = await self._client.post(_PATH, body=request_body(request, model), cast_to=bytes)
+            return result_from(orjson.loads(raw))
         except openai.APIError as exc:
             raise _translate(exc) from None
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise errors.malformed(type(exc).__name__) from None
-        if not completion.choices:
-            raise errors.malformed("no choices in the completion")
-        return result_from(completion)
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
-        arguments = request_arguments(request, model)
+        body = request_body(request, model)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
         try:
-            stream = await self._client.chat.completions.create(
-                **arguments, stream=True, stream_options={"include_usage": True}
+            stream = await self._client.post(
+                _PATH, body=body, cast_to=object, stream=True, stream_cls=_Events
             )
         except openai.APIError as exc:
             raise _translate(exc) from None
@@ -53,7 +60,7 @@ class OpenAIProvider:
         try:
             async with stream:
                 async for event in stream:
-                    chunk = chunk_from(event)
+                    chunk = chunk_from(event)  # type: ignore[arg-type]
                     if finish is not None:
                         finish.usage = chunk.usage or finish.usage
                         continue
@@ -64,9 +71,7 @@ class OpenAIProvider:
                         yield chunk
         except openai.APIError as exc:
             raise _translate(exc) from None
-        except errors.ProviderError:
-            raise
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
             raise errors.malformed(type(exc).__name__) from None
         except Exception as exc:
             if finish is None:
@@ -89,7 +94,11 @@ def _translate(exc: openai.APIError) -> errors.ProviderError:
         if retry_after is None and (ms := errors.parse_retry_after(headers.get("retry-after-ms"))):
             retry_after = ms / 1000
         return errors.from_status(exc.status_code, _upstream_message(exc), retry_after)
-    return errors.malformed(_upstream_message(exc))
+    return errors.ProviderError(
+        f"upstream reported an error mid-stream: {_upstream_message(exc)}",
+        kind=errors.ErrorKind.RETRYABLE,
+        code="upstream_stream_error",
+    )
 
 
 def _upstream_message(exc: openai.APIError) -> str:

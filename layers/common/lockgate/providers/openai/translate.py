@@ -1,7 +1,9 @@
-"""Canonical request → SDK arguments, SDK objects → canonical results.
+"""Canonical request → request body, response JSON → canonical results.
 
-The canonical shape is OpenAI's, so this is mostly selecting what to send: known parameters
-go as keyword arguments, unknown pass-through fields in `extra_body`.
+The canonical shape is OpenAI's, so a request needs only its target model and the gateway's own
+fields removed; unknown pass-through fields travel as they came. Responses are read as plain
+JSON rather than SDK models: the gateway re-encodes them anyway, and building the SDK's typed
+objects was the largest share of the gateway's own time per request.
 """
 
 from __future__ import annotations
@@ -13,53 +15,44 @@ from lockgate.chat import ChatChunk, ChatRequest, ChatResult, Usage
 _NOT_FORWARDED = {"model", "stream", "stream_options", "lockgate"}
 
 
-def request_arguments(request: ChatRequest, model: str) -> dict[str, Any]:
+def request_body(request: ChatRequest, model: str) -> dict[str, Any]:
     body = request.model_dump(exclude_none=True, exclude=_NOT_FORWARDED)
-    extras = {k: body.pop(k) for k in list(request.model_extra or {}) if k in body}
-    arguments: dict[str, Any] = {"model": model, **body}
-    if extras:
-        arguments["extra_body"] = extras
-    return arguments
+    body["model"] = model
+    return body
 
 
 def usage_from(usage: Any) -> Usage:
-    if usage is None:
+    if not isinstance(usage, dict):
         return Usage()
     return Usage(
-        prompt_tokens=usage.prompt_tokens or 0, completion_tokens=usage.completion_tokens or 0
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
     )
 
 
-def result_from(completion: Any) -> ChatResult:
-    choice = completion.choices[0]
-    message = choice.message
-    tool_calls = (
-        [call.model_dump(exclude_none=True) for call in message.tool_calls]
-        if message.tool_calls
-        else None
-    )
+def result_from(completion: dict[str, Any]) -> ChatResult:
+    """Raises KeyError/TypeError/IndexError on a body that is not a chat completion."""
+    choice = completion["choices"][0]
+    message = choice["message"]
     return ChatResult(
-        text=message.content or "",
-        finish_reason=choice.finish_reason or "stop",
-        usage=usage_from(completion.usage),
-        tool_calls=tool_calls,
+        text=message.get("content") or "",
+        finish_reason=choice.get("finish_reason") or "stop",
+        usage=usage_from(completion.get("usage")),
+        tool_calls=message.get("tool_calls") or None,
     )
 
 
-def chunk_from(event: Any) -> ChatChunk:
-    """One SDK stream event; a usage-only event (empty choices) carries just the usage."""
-    if not event.choices:
-        return ChatChunk(usage=usage_from(event.usage) if event.usage else None)
-    choice = event.choices[0]
-    delta = choice.delta
-    tool_calls = (
-        [call.model_dump(exclude_none=True) for call in delta.tool_calls]
-        if delta and delta.tool_calls
-        else None
-    )
+def chunk_from(event: dict[str, Any]) -> ChatChunk:
+    """One stream event; a usage-only event (empty choices) carries just the usage."""
+    usage = usage_from(event["usage"]) if event.get("usage") else None
+    choices = event.get("choices")
+    if not choices:
+        return ChatChunk(usage=usage)
+    choice = choices[0]
+    delta = choice.get("delta") or {}
     return ChatChunk(
-        text=(delta.content or "") if delta else "",
-        tool_calls=tool_calls,
-        finish_reason=choice.finish_reason,
-        usage=usage_from(event.usage) if event.usage else None,
+        text=delta.get("content") or "",
+        tool_calls=delta.get("tool_calls") or None,
+        finish_reason=choice.get("finish_reason"),
+        usage=usage,
     )

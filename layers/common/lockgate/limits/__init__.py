@@ -1,0 +1,1 @@
+"""Rate limits, token estimates, monthly budgets and usage accounting per tenant and key."""

@@ -1,0 +1,97 @@
+"""Monthly budgets: how much of the month's allowance a tenant has spent, and what follows.
+
+With `on_exhausted: block` a spent budget refuses requests. With `step_down`, `auto` keeps
+serving from cheaper routing tiers: past `step_down_at` of the budget it may use at most the
+middle tier, and once the budget is spent only the simplest one; explicit aliases are refused
+once the budget is spent.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from lockgate.api.errors import GatewayError
+from lockgate.limits.ports import UsageTotals
+from lockgate.tenants.models import Budget
+from lockgate.tenants.tiers import ROUTING_TIERS
+
+
+def month_of(now: float | None = None) -> str:
+    """The UTC calendar month, `YYYY-MM`: the budget and usage period."""
+    return datetime.fromtimestamp(time.time() if now is None else now, UTC).strftime("%Y-%m")
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    budget: Budget
+    spent_tokens: int
+    spent_usd: float
+    period: str
+
+    @property
+    def spent_share(self) -> float:
+        """The larger of the token and the cost share spent (0 when there is no budget)."""
+        shares = [0.0]
+        if self.budget.monthly_tokens:
+            shares.append(self.spent_tokens / self.budget.monthly_tokens)
+        if self.budget.monthly_usd:
+            shares.append(self.spent_usd / self.budget.monthly_usd)
+        return max(shares)
+
+    @property
+    def exhausted(self) -> bool:
+        return not self.budget.unlimited and self.spent_share >= 1.0
+
+    @property
+    def max_routing_tier(self) -> str | None:
+        """The most capable routing tier `auto` may use; None when the budget does not cap it."""
+        if self.budget.on_exhausted != "step_down" or self.budget.unlimited:
+            return None
+        if self.exhausted:
+            return ROUTING_TIERS[0]
+        if self.spent_share >= self.budget.step_down_at:
+            return ROUTING_TIERS[1]
+        return None
+
+    def describe(self) -> str:
+        parts = []
+        if self.budget.monthly_tokens:
+            parts.append(f"{self.spent_tokens} of {self.budget.monthly_tokens} tokens")
+        if self.budget.monthly_usd:
+            parts.append(f"${self.spent_usd:.4f} of ${self.budget.monthly_usd:.2f}")
+        return f"monthly budget for {self.period}: " + ", ".join(parts) + " used"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "monthly_tokens": self.budget.monthly_tokens,
+            "monthly_usd": self.budget.monthly_usd,
+            "spent_tokens": self.spent_tokens,
+            "spent_usd": round(self.spent_usd, 6),
+            "on_exhausted": self.budget.on_exhausted,
+            "exhausted": self.exhausted,
+        }
+
+
+def budget_status(budget: Budget, totals: UsageTotals | None, period: str) -> BudgetStatus:
+    totals = totals or UsageTotals()
+    return BudgetStatus(budget, totals.billable_tokens, totals.cost_usd, period)
+
+
+def budget_exceeded(status: BudgetStatus, tenant_id: str) -> GatewayError:
+    """429 with OpenAI's `insufficient_quota` code, which SDKs do not retry."""
+    return GatewayError(
+        429,
+        f"Tenant {tenant_id!r} has spent its {status.describe()}. "
+        "It renews at the start of next month (UTC); ask an administrator to raise it.",
+        type="insufficient_quota",
+        code="budget_exceeded",
+    )
+
+
+def cap_routing_tier(tier: str, max_tier: str | None) -> str:
+    """The tier `auto` should use under a budget cap."""
+    if max_tier is None or tier not in ROUTING_TIERS:
+        return tier
+    return min(tier, max_tier, key=ROUTING_TIERS.index)

@@ -1,0 +1,150 @@
+"""Usage accounting per request, aggregated per tenant and month, and the `/v1/usage` view.
+
+Rows are aggregates (`*` for the tenant, `alias:<name>`, `key:<id>`), not request logs: the
+summary and the budget check are then single reads, in SQLite and DynamoDB alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from lockgate.limits.budgets import BudgetStatus, budget_status, month_of
+from lockgate.limits.ports import UsageStore, UsageTotals
+from lockgate.limits.pricing import cost_usd
+from lockgate.policy import Price
+from lockgate.tenants.directory import TenantDirectory
+from lockgate.tenants.models import Budget
+
+ALL = "*"
+_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    tenant_id: str
+    key_id: str | None
+    alias: str | None
+    target: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached: bool
+    cost_usd: float
+    saved_usd: float
+    period: str
+
+
+class UsageLedger:
+    def __init__(
+        self,
+        store: UsageStore,
+        prices: Mapping[str, Price],
+        directory: TenantDirectory | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._prices = prices
+        self._directory = directory
+        self._clock = clock
+
+    async def record(
+        self,
+        *,
+        tenant_id: str,
+        key_id: str | None,
+        alias: str | None,
+        target: str | None,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached: bool = False,
+    ) -> UsageEvent:
+        """Accounts one request. Call it from a `finally`, so an abandoned stream is counted
+        with the tokens it produced. A cache hit costs nothing and is credited with what the
+        call would have cost at `target`'s price."""
+        price = cost_usd(self._prices, target, max(0, prompt_tokens), max(0, completion_tokens))
+        event = UsageEvent(
+            tenant_id=tenant_id,
+            key_id=key_id,
+            alias=alias,
+            target=target,
+            prompt_tokens=max(0, prompt_tokens),
+            completion_tokens=max(0, completion_tokens),
+            cached=cached,
+            cost_usd=0.0 if cached else price,
+            saved_usd=price if cached else 0.0,
+            period=month_of(self._clock()),
+        )
+        totals = UsageTotals(
+            requests=1,
+            prompt_tokens=event.prompt_tokens,
+            completion_tokens=event.completion_tokens,
+            billable_tokens=0 if cached else event.prompt_tokens + event.completion_tokens,
+            cost_usd=event.cost_usd,
+            cache_hits=1 if cached else 0,
+            saved_usd=event.saved_usd,
+        )
+        dims = [ALL]
+        if alias:
+            dims.append(f"alias:{alias}")
+        if key_id:
+            dims.append(f"key:{key_id}")
+        await asyncio.to_thread(self._store.add, tenant_id, event.period, dims, totals)
+        return event
+
+    async def totals(self, tenant_id: str, period: str | None = None) -> dict[str, UsageTotals]:
+        return await asyncio.to_thread(
+            self._store.totals, tenant_id, period or month_of(self._clock())
+        )
+
+    async def budget(self, tenant_id: str, budget: Budget) -> BudgetStatus:
+        period = month_of(self._clock())
+        if budget.unlimited:
+            return budget_status(budget, None, period)
+        rows = await self.totals(tenant_id, period)
+        return budget_status(budget, rows.get(ALL), period)
+
+    async def usage_summary(self, tenant_id: str, period: str | None = None) -> dict[str, object]:
+        """What `GET /v1/usage` returns: the calling tenant's month, never anyone else's.
+
+        `period` is `YYYY-MM` (UTC) or None for the current month; anything else is a
+        ValueError with a message fit for a 400.
+        """
+        if period is not None and not _PERIOD.match(period):
+            raise ValueError("period must be a month written YYYY-MM (UTC), e.g. 2025-01")
+        period = period or month_of(self._clock())
+        rows = await self.totals(tenant_id, period)
+        total = rows.get(ALL, UsageTotals())
+        summary: dict[str, object] = {
+            "object": "usage",
+            "tenant": tenant_id,
+            "period": period,
+            "requests": total.requests,
+            "prompt_tokens": total.prompt_tokens,
+            "completion_tokens": total.completion_tokens,
+            "total_tokens": total.prompt_tokens + total.completion_tokens,
+            "cost_usd": round(total.cost_usd, 6),
+            "cache": {"hits": total.cache_hits, "saved_usd": round(total.saved_usd, 6)},
+            "by_model": _breakdown(rows, "alias:"),
+            "by_key": _breakdown(rows, "key:"),
+        }
+        record = self._directory.tenant(tenant_id) if self._directory else None
+        if record is not None and not record.budget.unlimited:
+            summary["budget"] = budget_status(record.budget, total, period).as_dict()
+        return summary
+
+
+def _breakdown(rows: dict[str, UsageTotals], prefix: str) -> dict[str, dict[str, int | float]]:
+    return {
+        dim.removeprefix(prefix): {
+            "requests": t.requests,
+            "total_tokens": t.prompt_tokens + t.completion_tokens,
+            "cost_usd": round(t.cost_usd, 6),
+            "cache_hits": t.cache_hits,
+        }
+        for dim, t in sorted(rows.items())
+        if dim.startswith(prefix)
+    }

@@ -1,0 +1,76 @@
+"""Tenant and key records as the request path needs them: read through a short-lived cache.
+
+Limits and model access are checked on every request; reading them from the store each time
+would double the store traffic. A change made by an administrator takes effect within `ttl_s`
+(revocation does not wait: the authenticator reads the key record itself).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from lockgate.api.errors import GatewayError
+from lockgate.tenants.models import ApiKeyRecord, TenantRecord
+from lockgate.tenants.ports import ApiKeyStore, TenantStore
+from lockgate.tenants.tiers import allowed_models
+
+T = TypeVar("T")
+
+
+class TenantDirectory:
+    def __init__(
+        self,
+        tenants: TenantStore,
+        keys: ApiKeyStore,
+        *,
+        ttl_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._tenants = tenants
+        self._keys = keys
+        self._ttl = ttl_s
+        self._clock = clock
+        self._cache: dict[tuple[str, str], tuple[float, object]] = {}
+        self._lock = threading.Lock()
+
+    def tenant(self, tenant_id: str) -> TenantRecord | None:
+        return self._cached(("t", tenant_id), lambda: self._tenants.get_tenant(tenant_id))
+
+    def key(self, key_id: str | None) -> ApiKeyRecord | None:
+        if key_id is None:
+            return None
+        return self._cached(("k", key_id), lambda: self._keys.get_key(key_id))
+
+    def check_model(self, tenant_id: str, alias: str) -> None:
+        """Refuses (403) an alias outside the tenant's tier or allow-list; `auto` is always
+        allowed, and capped by `max_routing_tier` instead."""
+        if alias == "auto":
+            return
+        allowed = allowed_models(self.tenant(tenant_id))
+        if allowed and alias not in allowed:
+            raise GatewayError(
+                403,
+                f"Your plan does not include the model {alias!r}. "
+                f"Available to you: {', '.join(allowed)}.",
+                type="permission_error",
+                param="model",
+                code="model_not_allowed",
+            )
+
+    def forget(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    def _cached(self, key: tuple[str, str], load: Callable[[], T | None]) -> T | None:
+        now = self._clock()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]  # type: ignore[return-value]
+        value = load()
+        with self._lock:
+            self._cache[key] = (now + self._ttl, value)
+        return value

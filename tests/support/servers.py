@@ -93,7 +93,9 @@ def gateway(
 
 
 def mock_policy(upstream: str, models: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """A policy whose providers are the mock upstream, over both wire formats."""
+    """A policy whose providers are the mock upstream, over both wire formats.
+
+    Caching is off unless the test turns it on, so repeated requests reach the upstream."""
     policy: dict[str, Any] = {
         "providers": {
             "mock": {
@@ -108,6 +110,7 @@ def mock_policy(upstream: str, models: dict[str, Any], **extra: Any) -> dict[str
             },
         },
         "models": models,
+        "cache": {"enabled": False},
     }
     policy.update(extra)
     return policy

@@ -27,7 +27,7 @@ from lockgate.api.openai import ChunkEncoder, completion_body
 from lockgate.bootstrap import Container, build
 from lockgate.chat import ChatRequest
 from lockgate.observability import log_request
-from lockgate.pipeline import Gateway, RequestContext
+from lockgate.pipeline import CacheControl, Gateway, RequestContext
 from lockgate.settings import Settings
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -71,6 +71,19 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         ]
         return json_response({"object": "list", "data": data}, headers=ctx.headers())
 
+    @app.delete("/v1/cache")
+    async def purge_cache(request: Request, alias: str | None = None) -> Response:
+        """Removes the caller's own cached answers (one alias's with `?alias=`)."""
+        ctx = RequestContext(request_id(request))
+        try:
+            tenant = gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
+            if gateway.cache is None:
+                raise GatewayError(404, "Caching is not configured.", code="cache_disabled")
+            removed = await gateway.cache.purge(tenant.id, alias)
+        except GatewayError as exc:
+            return _error_response(request, exc, ctx)
+        return json_response({"purged": removed, "alias": alias}, headers=ctx.headers())
+
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         started = time.perf_counter()
@@ -78,9 +91,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         try:
             gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
             chat = parse(ChatRequest, await read_body(request, limit))
+            control = CacheControl.of(chat, request.headers.get("cache-control"))
             if chat.stream:
-                return await _openai_stream(gateway, chat, ctx, started)
-            result = await gateway.complete(chat, ctx)
+                return await _openai_stream(gateway, chat, ctx, control, started)
+            result = await gateway.complete(chat, ctx, control)
             body = completion_body(
                 result, completion_id=_id("chatcmpl-"), created=int(time.time()), model=_model(ctx)
             )
@@ -98,9 +112,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
             wire = parse(anthropic_wire.MessagesRequest, await read_body(request, limit))
             chat = anthropic_wire.to_chat_request(wire)
+            control = CacheControl.of(chat, request.headers.get("cache-control"))
             if chat.stream:
-                return await _anthropic_stream(gateway, chat, ctx, started)
-            result = await gateway.complete(chat, ctx)
+                return await _anthropic_stream(gateway, chat, ctx, control, started)
+            result = await gateway.complete(chat, ctx, control)
             body = anthropic_wire.to_messages_response(
                 result, model=_model(ctx), message_id=_id("msg_")
             )
@@ -114,10 +129,14 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
 
 async def _openai_stream(
-    gateway: Gateway, chat: ChatRequest, ctx: RequestContext, started: float
+    gateway: Gateway,
+    chat: ChatRequest,
+    ctx: RequestContext,
+    control: CacheControl,
+    started: float,
 ) -> Response:
     path = "/v1/chat/completions"
-    chunks = await gateway.stream(chat, ctx)
+    chunks = await gateway.stream(chat, ctx, control)
     encoder = ChunkEncoder(
         completion_id=_id("chatcmpl-"),
         created=int(time.time()),
@@ -131,7 +150,7 @@ async def _openai_stream(
                 if frame := encoder.chunk(chunk):
                     yield frame
                 if chunk.finish_reason:
-                    yield encoder.finish(chunk.finish_reason, ctx.usage)
+                    yield encoder.finish(chunk.finish_reason, chunk.usage or ctx.usage)
         except GatewayError as exc:
             yield encoder.error(exc)
         finally:
@@ -141,10 +160,14 @@ async def _openai_stream(
 
 
 async def _anthropic_stream(
-    gateway: Gateway, chat: ChatRequest, ctx: RequestContext, started: float
+    gateway: Gateway,
+    chat: ChatRequest,
+    ctx: RequestContext,
+    control: CacheControl,
+    started: float,
 ) -> Response:
     path = "/v1/messages"
-    chunks = await gateway.stream(chat, ctx)
+    chunks = await gateway.stream(chat, ctx, control)
     prompt_chars = sum(len(m.text()) for m in chat.messages)
     encoder = anthropic_wire.MessagesStreamEncoder(
         model=_model(ctx), message_id=_id("msg_"), input_tokens=prompt_chars // 4
@@ -157,7 +180,7 @@ async def _anthropic_stream(
                 if frame := encoder.chunk(chunk):
                     yield frame
                 if chunk.finish_reason:
-                    yield encoder.finish(chunk.finish_reason, ctx.usage)
+                    yield encoder.finish(chunk.finish_reason, chunk.usage or ctx.usage)
         except GatewayError as exc:
             yield encoder.error(
                 anthropic_wire.anthropic_error_body(exc.status, exc.message)["error"]["type"],

@@ -6,18 +6,25 @@ embedded and the AWS shape, or imports a provider SDK it was not configured to u
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from lockgate.cache.semantic import SemanticCache
+from lockgate.cache.service import CacheService
+from lockgate.embeddings.local import MiniLMEmbedder
 from lockgate.pipeline import Gateway
 from lockgate.policy import Policy, Timeouts, default_policy, load_policy
 from lockgate.providers.base import Provider
 from lockgate.routing.fallback import FallbackExecutor
 from lockgate.routing.router import Router
 from lockgate.settings import Settings
+from lockgate.stores.embedded.exact_cache import SqliteExactCache
 from lockgate.stores.embedded.keys import SqliteKeyStore
+from lockgate.stores.embedded.vectors import EmbeddedVectorIndex
 from lockgate.tenants.auth import ApiGatewayAuthenticator, Authenticator, KeyStoreAuthenticator
 from lockgate.tenants.keys import Tenant, generate_key, hash_key
 
@@ -47,8 +54,12 @@ class Container:
     providers: dict[str, Provider]
     keys: SqliteKeyStore
     gateway: Gateway
+    closers: list[Callable[[], object]] = field(default_factory=list)
+    loaders: list[Callable[[], object]] = field(default_factory=list)
 
     async def start(self) -> None:
+        for load in self.loaders:
+            await asyncio.to_thread(load)
         if self.settings.warm_local_model:
             for provider in self.providers.values():
                 warm = getattr(provider, "warm", None)
@@ -58,6 +69,8 @@ class Container:
     async def aclose(self) -> None:
         for provider in self.providers.values():
             await provider.aclose()
+        for close in self.closers:
+            close()
         self.keys.close()
 
 
@@ -72,8 +85,22 @@ def build(settings: Settings) -> Container:
     auth: Authenticator = (
         ApiGatewayAuthenticator() if settings.auth == "api-gateway" else KeyStoreAuthenticator(keys)
     )
-    gateway = Gateway(auth, Router(policy), FallbackExecutor(providers, policy))
-    return Container(settings, policy, providers, keys, gateway)
+    embedder = MiniLMEmbedder()
+    cache, closers = _cache(settings, embedder)
+    gateway = Gateway(
+        auth, Router(policy), FallbackExecutor(providers, policy), policy, cache=cache
+    )
+    return Container(settings, policy, providers, keys, gateway, closers, [embedder.load])
+
+
+def _cache(
+    settings: Settings, embedder: MiniLMEmbedder
+) -> tuple[CacheService, list[Callable[[], object]]]:
+    """Exact answers in SQLite; questions by meaning in the embedded vector index."""
+    exact = SqliteExactCache(settings.data_dir / "cache.db")
+    index = EmbeddedVectorIndex(settings.data_dir / "vectors.db", dimensions=embedder.dimensions)
+    service = CacheService(exact, SemanticCache(embedder, index))
+    return service, [exact.close, index.close, embedder.close]
 
 
 def first_start_key(container: Container) -> str | None:

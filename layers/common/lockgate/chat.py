@@ -40,6 +40,17 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class LockgateOptions(BaseModel):
+    """The request's `lockgate` extension object: per-request gateway controls."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cache: Literal["default", "no-cache", "no-store", "off"] = "default"
+    """`no-cache`: don't answer from the cache; `no-store`: don't keep this answer; `off`: both."""
+    collection: str | None = Field(default=None, min_length=1)
+    """Ground the answer in this document collection (RAG)."""
+
+
 class ChatRequest(BaseModel):
     """An OpenAI chat-completions request; unknown fields are kept and passed through."""
 
@@ -63,6 +74,7 @@ class ChatRequest(BaseModel):
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     logit_bias: dict[str, float] | None = None
     user: str | None = None
+    lockgate: LockgateOptions | None = None
 
     @property
     def output_limit(self) -> int | None:

@@ -1,7 +1,8 @@
-"""The request flow, over ports only: authenticate → route → execute with fallback → account.
+"""The request flow, over ports only: authenticate → route → cache → execute with fallback →
+store and account.
 
 Protocol routes (OpenAI, Anthropic) translate to the canonical request and back; everything
-between is here, once, so both protocols share routing, fallback and accounting.
+between is here, once, so both protocols share routing, caching, fallback and accounting.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from lockgate.api.errors import GatewayError, from_provider_errors, invalid_api_key
+from lockgate.cache.service import CachedAnswer, CacheService
 from lockgate.chat import ChatChunk, ChatRequest, ChatResult, Usage
+from lockgate.policy import Policy
 from lockgate.providers.errors import ProviderError
 from lockgate.routing.fallback import FallbackExecutor, FallbackExhausted, LiveStream
 from lockgate.routing.router import Route, Router
@@ -19,6 +22,26 @@ from lockgate.tenants.auth import Authenticator
 from lockgate.tenants.keys import Tenant
 
 log = logging.getLogger("lockgate.pipeline")
+
+REPLAY_WORDS = 4
+"""Words per chunk when a cached answer is replayed as a stream."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheControl:
+    """What the client allowed: `read=False` is no-cache, `write=False` is no-store."""
+
+    read: bool = True
+    write: bool = True
+
+    @classmethod
+    def of(cls, request: ChatRequest, header: str | None = None) -> CacheControl:
+        """From the `cache-control` header and the body's `lockgate.cache` field together."""
+        directives = {d.strip().lower() for d in (header or "").split(",")}
+        mode = request.lockgate.cache if request.lockgate else "default"
+        read = "no-cache" not in directives and mode not in ("no-cache", "off")
+        write = "no-store" not in directives and mode not in ("no-store", "off")
+        return cls(read, write)
 
 
 @dataclass(slots=True)
@@ -32,6 +55,8 @@ class RequestContext:
     tier_reason: str | None = None
     model: str | None = None
     attempts: int = 0
+    cache: str | None = None
+    similarity: float | None = None
     usage: Usage = field(default_factory=Usage)
     outcome: str = "ok"
 
@@ -43,14 +68,28 @@ class RequestContext:
             headers["x-lockgate-model"] = self.model
         if self.attempts:
             headers["x-lockgate-attempts"] = str(self.attempts)
+        if self.cache:
+            headers["x-lockgate-cache"] = self.cache
+        if self.similarity is not None:
+            headers["x-lockgate-cache-similarity"] = f"{self.similarity:.4f}"
         return headers
 
 
 class Gateway:
-    def __init__(self, auth: Authenticator, router: Router, executor: FallbackExecutor) -> None:
+    def __init__(
+        self,
+        auth: Authenticator,
+        router: Router,
+        executor: FallbackExecutor,
+        policy: Policy,
+        *,
+        cache: CacheService | None = None,
+    ) -> None:
         self._auth = auth
         self.router = router
         self._executor = executor
+        self._policy = policy
+        self.cache = cache
 
     def authenticate(
         self, api_key: str | None, ctx: RequestContext, gateway_key_id: str | None = None
@@ -62,9 +101,13 @@ class Gateway:
         ctx.tenant = tenant
         return tenant
 
-    async def complete(self, request: ChatRequest, ctx: RequestContext) -> ChatResult:
-        route = self.router.route(request)
-        _note_route(ctx, route)
+    async def complete(
+        self, request: ChatRequest, ctx: RequestContext, control: CacheControl = CacheControl()
+    ) -> ChatResult:
+        route = self._route(request, ctx)
+        cached = await self._lookup(request, route, ctx, control)
+        if cached is not None:
+            return cached.result
         try:
             answer = await self._executor.complete(request, route)
         except FallbackExhausted as exc:
@@ -72,34 +115,43 @@ class Gateway:
             raise from_provider_errors(exc.errors) from None
         ctx.model, ctx.attempts = answer.target.key, answer.attempts
         ctx.usage = answer.result.usage
+        await self._store(request, route, ctx, control, answer.result)
         return answer.result
 
-    async def stream(self, request: ChatRequest, ctx: RequestContext) -> AsyncIterator[ChatChunk]:
+    async def stream(
+        self, request: ChatRequest, ctx: RequestContext, control: CacheControl = CacheControl()
+    ) -> AsyncIterator[ChatChunk]:
         """Waits for the first chunk (fallback happens before it), then returns the stream.
 
         The returned iterator raises `GatewayError` if the upstream fails after the first
-        chunk; usage is accounted when it ends, however it ends.
+        chunk; the answer is cached and usage accounted when it ends, however it ends.
         """
-        route = self.router.route(request)
-        _note_route(ctx, route)
+        route = self._route(request, ctx)
+        cached = await self._lookup(request, route, ctx, control)
+        if cached is not None:
+            return _replay(cached.result)
         try:
             live = await self._executor.open_stream(request, route)
         except FallbackExhausted as exc:
             ctx.outcome = "upstream_error"
             raise from_provider_errors(exc.errors) from None
         ctx.model, ctx.attempts = live.target.key, live.attempts
-        return self._relay(live, ctx)
+        return self._relay(live, request, route, ctx, control)
 
-    async def _relay(self, live: LiveStream, ctx: RequestContext) -> AsyncIterator[ChatChunk]:
-        completion_tokens = 0
-        finished = False
+    async def _relay(
+        self,
+        live: LiveStream,
+        request: ChatRequest,
+        route: Route,
+        ctx: RequestContext,
+        control: CacheControl,
+    ) -> AsyncIterator[ChatChunk]:
+        answer = _Collected()
         try:
             async for chunk in live:
-                if chunk.text:
-                    completion_tokens += 1
+                answer.add(chunk)
                 if chunk.usage is not None:
                     ctx.usage = chunk.usage
-                finished = chunk.finish_reason is not None
                 yield chunk
         except ProviderError as exc:
             ctx.outcome = "stream_failed"
@@ -108,12 +160,91 @@ class Gateway:
             ) from None
         finally:
             if ctx.usage.completion_tokens == 0:
-                ctx.usage.completion_tokens = completion_tokens
-            if ctx.outcome == "ok" and not finished:
+                ctx.usage.completion_tokens = answer.pieces
+            if ctx.outcome == "ok" and answer.finish_reason is None:
                 ctx.outcome = "client_disconnected"
+        await self._store(request, route, ctx, control, answer.result(ctx.usage))
+
+    def _route(self, request: ChatRequest, ctx: RequestContext) -> Route:
+        route = self.router.route(request)
+        ctx.alias, ctx.tier = route.alias, route.tier
+        if route.classification is not None:
+            ctx.tier_reason = route.classification.explain()
+        return route
+
+    async def _lookup(
+        self, request: ChatRequest, route: Route, ctx: RequestContext, control: CacheControl
+    ) -> CachedAnswer | None:
+        if self.cache is None or ctx.tenant is None:
+            return None
+        ctx.cache = "miss"
+        cached = await self.cache.lookup(
+            ctx.tenant.id,
+            route.alias,
+            route.tier,
+            request,
+            self._policy.cache_for(route.alias),
+            read=control.read,
+        )
+        if cached is not None:
+            ctx.cache, ctx.similarity = cached.kind, cached.similarity
+            ctx.model, ctx.attempts = cached.model, 0
+            ctx.usage = Usage()
+        return cached
+
+    async def _store(
+        self,
+        request: ChatRequest,
+        route: Route,
+        ctx: RequestContext,
+        control: CacheControl,
+        result: ChatResult,
+    ) -> None:
+        if self.cache is None or ctx.tenant is None:
+            return
+        await self.cache.store(
+            ctx.tenant.id,
+            route.alias,
+            route.tier,
+            request,
+            self._policy.cache_for(route.alias),
+            None,
+            result,
+            write=control.write,
+            complete=ctx.outcome == "ok",
+            model=ctx.model,
+        )
 
 
-def _note_route(ctx: RequestContext, route: Route) -> None:
-    ctx.alias, ctx.tier = route.alias, route.tier
-    if route.classification is not None:
-        ctx.tier_reason = route.classification.explain()
+@dataclass(slots=True)
+class _Collected:
+    """A streamed answer put back together, for the cache."""
+
+    text: list[str] = field(default_factory=list)
+    tool_calls: bool = False
+    finish_reason: str | None = None
+    pieces: int = 0
+
+    def add(self, chunk: ChatChunk) -> None:
+        if chunk.text:
+            self.text.append(chunk.text)
+            self.pieces += 1
+        self.tool_calls = self.tool_calls or bool(chunk.tool_calls)
+        self.finish_reason = chunk.finish_reason or self.finish_reason
+
+    def result(self, usage: Usage) -> ChatResult:
+        return ChatResult(
+            text="".join(self.text),
+            finish_reason=self.finish_reason or "incomplete",
+            usage=usage,
+            tool_calls=[{"streamed": True}] if self.tool_calls else None,
+        )
+
+
+async def _replay(result: ChatResult) -> AsyncIterator[ChatChunk]:
+    """A cached answer as a stream: a few words per chunk, then the final chunk with usage."""
+    words = result.text.split(" ")
+    for start in range(0, len(words), REPLAY_WORDS):
+        piece = " ".join(words[start : start + REPLAY_WORDS])
+        yield ChatChunk(text=piece if start == 0 else " " + piece)
+    yield ChatChunk(finish_reason=result.finish_reason, usage=result.usage)

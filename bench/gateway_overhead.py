@@ -63,6 +63,7 @@ models:
   mock:
     targets: [mock/gpt-bench]
 tiers: {{simple: mock, medium: mock, complex: mock}}
+cache: {{enabled: false}}  # this bench measures routing and relaying; caching has its own
 """
 
 

@@ -74,10 +74,10 @@ ON CONFLICT (namespace) DO UPDATE SET version = version + 1
 class HnswOptions:
     """When a namespace switches from exact search to HNSW, and the graph's parameters."""
 
-    exact_max: int = 10_000
+    exact_max: int = 4096
     connectivity: int = 16
     expansion_add: int = 64
-    expansion_search: int = 64
+    expansion_search: int = 128
 
 
 @dataclass

@@ -32,7 +32,8 @@ class Partition(Protocol):
 
 
 class ExactPartition:
-    """A growable matrix searched with one matrix-vector product: exact, and fast while small.
+    """A growable matrix searched with one matrix-vector product: exact, and fast while small
+    (about 0.5 ms at 5,000 384-d vectors on one core).
 
     Deletion moves the last row into the hole, so the live rows stay contiguous.
     """
@@ -74,7 +75,9 @@ class ExactPartition:
     def search(self, query: Matrix, k: int) -> tuple[Keys, npt.NDArray[np.float32]]:
         if self._size == 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        scores = self._matrix[: self._size] @ query
+        # einsum, not `@`: a matrix-vector product through multithreaded OpenBLAS stalls for a
+        # scheduler slice (~12 ms measured) whenever the other cores are busy.
+        scores = np.einsum("ij,j->i", self._matrix[: self._size], query)
         top = np.argpartition(-scores, k - 1)[:k] if k < self._size else np.arange(self._size)
         top = top[np.argsort(-scores[top], kind="stable")]
         return self._keys[top].copy(), scores[top].astype(np.float32)
@@ -104,7 +107,7 @@ class HnswPartition:
         *,
         connectivity: int = 16,
         expansion_add: int = 64,
-        expansion_search: int = 64,
+        expansion_search: int = 128,
     ) -> None:
         from usearch.index import Index
 

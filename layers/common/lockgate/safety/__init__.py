@@ -1,0 +1,1 @@
+"""Input safety: size limits, prompt-injection detection, and redaction of secrets and PII."""

@@ -1,0 +1,111 @@
+"""Fast rules: phrasings that override or exfiltrate instructions, in English, German and
+Spanish (the languages of the public injection sets). Each rule names itself in the reason, so
+a refused user can see what tripped it.
+
+Rules are for high-precision phrasings only; anything fuzzier (role-play set-ups, topic
+hijacks) is left to the classifier, which weighs them against the rest of the text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_F = re.IGNORECASE | re.UNICODE
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    reason: str
+    pattern: re.Pattern[str]
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "override",
+        "asks to ignore or forget the instructions given so far",
+        re.compile(
+            r"\b(ignore|ignoring|forget|disregard|overlook|skip|drop|igmre|ignroe)\b[^.!?\n]{0,40}?"
+            r"\b(all|any|every|previous|prior|above|earlier|before|preceding|initial|original|"
+            r"your|the|those|these|everything|what)\b[^.!?\n]{0,30}?"
+            r"\b(instructions?|directions?|prompts?|rules?|context|orders?|tasks?|guidelines?|"
+            r"said|told|before|above|so far|talked|articles?|artikels?|constraints?)\b",
+            _F,
+        ),
+    ),
+    Rule(
+        "override",
+        "asks to forget everything before",
+        re.compile(r"\bforget (about )?(everything|all)\b", _F),
+    ),
+    Rule(
+        "override_de",
+        "asks to ignore or forget the instructions given so far (German)",
+        re.compile(
+            r"\b(vergiss|vergessen sie|ignorier\w*|missachte\w*|höre? nicht auf)\b[^.!?\n]{0,40}?"
+            r"\b(alle\w*|vorherige\w*|bisherige\w*|obige\w*|zuvor|davor|vorher|anweisungen|"
+            r"angaben|aufträge|befehle|gesagt\w*)\b",
+            _F,
+        ),
+    ),
+    Rule(
+        "override_es",
+        "asks to ignore or forget the instructions given so far (Spanish)",
+        re.compile(
+            r"\b(olvid[ae]\w*|ignor[ae]\w*)\b[^.!?\n]{0,30}?\b(todo|todas?|anteriores?|instrucciones)\b",
+            _F,
+        ),
+    ),
+    Rule(
+        "exfiltrate",
+        "asks for the system prompt, instructions or embeddings",
+        re.compile(
+            r"\b(show|print|reveal|tell|return|output|repeat|display|give|spell.?check|"
+            r"what (are|were))"
+            r"\b[^.!?\n]{0,40}?\b(your|the|all|above|initial|original|system|hidden|secret)\b"
+            r"[^.!?\n]{0,20}?\b(prompts?|prompt.texts?|instructions|embeddings|system message|"
+            r"rules)\b",
+            _F,
+        ),
+    ),
+    Rule(
+        "exfiltrate_de",
+        "asks for the system prompt or instructions (German)",
+        re.compile(
+            r"\b(zeig\w*|gib|drucke?\w*|verrat\w*|nenne?\w*|wiederhole?\w*)\b[^.!?\n]{0,40}?"
+            r"\b(prompt\w*|anweisungen|eingabeaufforderung\w*|systemnachricht)\b",
+            _F,
+        ),
+    ),
+    Rule(
+        "delimiter",
+        "fakes the end of the prompt to start new instructions",
+        re.compile(
+            r"(={4,}|-{6,}|#{4,})\s*(end|ende)\b|\bend of (the )?(prompt|instructions)\b", _F
+        ),
+    ),
+    Rule(
+        "new_task",
+        "announces a new task to replace the current one",
+        re.compile(
+            r"\bnow comes? (a )?new (task|assignment)|\bnew tasks?\b[^.!?\n]{0,20}\b(now|follow)|"
+            r"\bjetzt kommt? (eine )?neue aufgabe|\bneue aufgaben?\b[^.!?\n]{0,20}\bjetzt\b|"
+            r"\bcome new tasks\b|\bkommen neue aufgaben\b",
+            _F,
+        ),
+    ),
+    Rule(
+        "jailbreak",
+        "uses a known jailbreak persona",
+        re.compile(
+            r"\b(DAN|do anything now|developer mode|jailbreak(ed)?|no (ethical|moral) "
+            r"(guidelines|restrictions)|without any (restrictions|filters))\b",
+            _F,
+        ),
+    ),
+)
+
+
+def match_rules(text: str) -> list[Rule]:
+    return [rule for rule in RULES if rule.pattern.search(text)]

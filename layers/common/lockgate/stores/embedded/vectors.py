@@ -77,7 +77,7 @@ class HnswOptions:
     exact_max: int = 4096
     connectivity: int = 16
     expansion_add: int = 64
-    expansion_search: int = 128
+    expansion_search: int = 64
 
 
 @dataclass

@@ -107,7 +107,7 @@ class HnswPartition:
         *,
         connectivity: int = 16,
         expansion_add: int = 64,
-        expansion_search: int = 128,
+        expansion_search: int = 64,
     ) -> None:
         from usearch.index import Index
 

@@ -11,8 +11,9 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from lockgate.rag.ports import TextHit, TextRecord
 from opensearchpy import AsyncOpenSearch, NotFoundError
+
+from lockgate.rag.ports import TextHit, TextRecord
 
 Refresh = Literal["true", "false", "wait_for"]
 MAX_QUERY_CHARS = 2000

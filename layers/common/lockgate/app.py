@@ -14,7 +14,7 @@ from starlette.responses import Response, StreamingResponse
 
 from lockgate import __version__
 from lockgate.api import anthropic as anthropic_wire
-from lockgate.api.errors import GatewayError
+from lockgate.api.errors import GatewayError, bad_request
 from lockgate.api.http import (
     api_key,
     gateway_key_id,
@@ -29,6 +29,7 @@ from lockgate.chat import ChatRequest
 from lockgate.observability import log_request
 from lockgate.pipeline import CacheControl, Gateway, RequestContext
 from lockgate.settings import Settings
+from lockgate.tenants.admin import admin_router
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -46,6 +47,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     app = FastAPI(title="Lockgate", version=__version__, lifespan=lifespan)
     app.state.container = container
+
+    @app.exception_handler(GatewayError)
+    async def gateway_error(request: Request, exc: GatewayError) -> Response:
+        return _error_response(request, exc, RequestContext(request_id(request)))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -70,6 +75,19 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             for name in gateway.router.model_names
         ]
         return json_response({"object": "list", "data": data}, headers=ctx.headers())
+
+    @app.get("/v1/usage")
+    async def usage(request: Request, period: str | None = None) -> Response:
+        """The caller's own requests, tokens, cost and cache savings for a month (`YYYY-MM`)."""
+        ctx = RequestContext(request_id(request))
+        try:
+            tenant = gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
+            summary = await container.ledger.usage_summary(tenant.id, period)
+        except GatewayError as exc:
+            return _error_response(request, exc, ctx)
+        except ValueError as exc:
+            return _error_response(request, bad_request(str(exc), param="period"), ctx)
+        return json_response(summary, headers=ctx.headers())
 
     @app.delete("/v1/cache")
     async def purge_cache(request: Request, alias: str | None = None) -> Response:
@@ -125,6 +143,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         log_request(_fields(request.url.path, ctx, response.status_code), started)
         return response
 
+    admin_key = container.settings.admin_key
+    app.include_router(
+        admin_router(container.tenants, admin_key.get_secret_value() if admin_key else None)
+    )
     return app
 
 

@@ -8,25 +8,33 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from lockgate.cache.ports import ExactCache
 from lockgate.cache.semantic import SemanticCache
 from lockgate.cache.service import CacheService
 from lockgate.embeddings.local import MiniLMEmbedder
-from lockgate.pipeline import Gateway
+from lockgate.limits.limiter import Limiter
+from lockgate.limits.ports import CounterStore, UsageStore
+from lockgate.limits.usage import UsageLedger
+from lockgate.pipeline import Gateway, TenantControls
 from lockgate.policy import Policy, Timeouts, default_policy, load_policy
 from lockgate.providers.base import Provider
 from lockgate.routing.fallback import FallbackExecutor
 from lockgate.routing.router import Router
+from lockgate.safety.guard import InjectionGuard
+from lockgate.safety.injection import InjectionDetector
 from lockgate.settings import Settings
-from lockgate.stores.embedded.exact_cache import SqliteExactCache
-from lockgate.stores.embedded.keys import SqliteKeyStore
-from lockgate.stores.embedded.vectors import EmbeddedVectorIndex
+from lockgate.stores.ports import KeyStore, VectorIndex
 from lockgate.tenants.auth import ApiGatewayAuthenticator, Authenticator, KeyStoreAuthenticator
+from lockgate.tenants.directory import TenantDirectory
 from lockgate.tenants.keys import Tenant, generate_key, hash_key
+from lockgate.tenants.ports import ApiKeyStore, GatewayKeyRegistrar, TenantStore
+from lockgate.tenants.service import TenantService
 
 log = logging.getLogger("lockgate")
 
@@ -47,19 +55,106 @@ def _provider(name: str, config: Any, timeouts: Timeouts) -> Provider:
     return provider
 
 
+class Keys(KeyStore, ApiKeyStore, Protocol):
+    """Key records: looked up by hash on every request, managed by `TenantService`."""
+
+
+@dataclass
+class Stores:
+    """One adapter per port, all from the same shape."""
+
+    keys: Keys
+    tenants: TenantStore
+    counters: CounterStore
+    usage: UsageStore
+    exact_cache: ExactCache
+    vectors: VectorIndex
+    gateway_keys: GatewayKeyRegistrar | None = None
+    closers: list[Callable[[], object]] = field(default_factory=list)
+
+
+def _embedded_stores(settings: Settings, embedder: MiniLMEmbedder) -> Stores:
+    from lockgate.stores.embedded.counters import SqliteCounterStore, SqliteUsageStore
+    from lockgate.stores.embedded.exact_cache import SqliteExactCache
+    from lockgate.stores.embedded.keys import SqliteKeyStore
+    from lockgate.stores.embedded.tenants import SqliteTenantStore
+    from lockgate.stores.embedded.vectors import EmbeddedVectorIndex
+
+    db = settings.data_dir / "lockgate.db"
+    keys, tenants = SqliteKeyStore(db), SqliteTenantStore(db)
+    counters, usage = SqliteCounterStore(db), SqliteUsageStore(db)
+    exact = SqliteExactCache(settings.data_dir / "cache.db")
+    vectors = EmbeddedVectorIndex(settings.data_dir / "vectors.db", dimensions=embedder.dimensions)
+    closers: list[Callable[[], object]] = [
+        keys.close,
+        tenants.close,
+        counters.close,
+        usage.close,
+        exact.close,
+        vectors.close,
+    ]
+    return Stores(keys, tenants, counters, usage, exact, vectors, closers=closers)
+
+
+def _aws_stores(settings: Settings, embedder: MiniLMEmbedder) -> Stores:
+    from lockgate.stores.aws.api_keys import ApiGatewayKeys
+    from lockgate.stores.aws.counters import DynamoCounterStore, DynamoUsageStore
+    from lockgate.stores.aws.exact_cache import DynamoExactCache
+    from lockgate.stores.aws.tenants import DynamoTenantStore
+    from lockgate.stores.opensearch.client import OpenSearchConfig, connect
+    from lockgate.stores.opensearch.vectors import OpenSearchVectorIndex
+
+    missing = [
+        name
+        for name in ("tenant_table", "quota_table", "exact_cache_table", "opensearch_url")
+        if not getattr(settings, name)
+    ]
+    if missing:
+        raise ValueError(
+            "the aws backend needs " + ", ".join(f"LOCKGATE_{n.upper()}" for n in missing)
+        )
+    assert settings.tenant_table and settings.quota_table and settings.exact_cache_table
+    assert settings.opensearch_url
+    tenants = DynamoTenantStore(settings.tenant_table)
+    client = connect(OpenSearchConfig(url=settings.opensearch_url, auth=settings.opensearch_auth))
+    plans = json.loads(settings.usage_plans) if settings.usage_plans else None
+    return Stores(
+        keys=tenants,
+        tenants=tenants,
+        counters=DynamoCounterStore(settings.quota_table),
+        usage=DynamoUsageStore(settings.quota_table),
+        exact_cache=DynamoExactCache(
+            settings.exact_cache_table, bucket=settings.exact_cache_bucket
+        ),
+        vectors=OpenSearchVectorIndex(
+            client, settings.cache_vector_index, dimensions=embedder.dimensions
+        ),
+        gateway_keys=ApiGatewayKeys(plans) if plans else None,
+        closers=[lambda: asyncio.ensure_future(client.close())],
+    )
+
+
 @dataclass
 class Container:
     settings: Settings
     policy: Policy
     providers: dict[str, Provider]
-    keys: SqliteKeyStore
+    stores: Stores
     gateway: Gateway
-    closers: list[Callable[[], object]] = field(default_factory=list)
+    tenants: TenantService
+    ledger: UsageLedger
     loaders: list[Callable[[], object]] = field(default_factory=list)
+    starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def keys(self) -> Keys:
+        return self.stores.keys
 
     async def start(self) -> None:
         for load in self.loaders:
             await asyncio.to_thread(load)
+        for begin in self.starters:
+            await begin()
         if self.settings.warm_local_model:
             for provider in self.providers.values():
                 warm = getattr(provider, "warm", None)
@@ -69,9 +164,8 @@ class Container:
     async def aclose(self) -> None:
         for provider in self.providers.values():
             await provider.aclose()
-        for close in self.closers:
+        for close in self.stores.closers:
             close()
-        self.keys.close()
 
 
 def build(settings: Settings) -> Container:
@@ -79,28 +173,31 @@ def build(settings: Settings) -> Container:
     providers = {
         name: _provider(name, config, policy.timeouts) for name, config in policy.providers.items()
     }
-    keys = SqliteKeyStore(settings.data_dir / "lockgate.db")
-    if settings.api_key is not None:
-        keys.add(hash_key(settings.api_key.get_secret_value()), DEFAULT_TENANT)
-    auth: Authenticator = (
-        ApiGatewayAuthenticator() if settings.auth == "api-gateway" else KeyStoreAuthenticator(keys)
-    )
     embedder = MiniLMEmbedder()
-    cache, closers = _cache(settings, embedder)
-    gateway = Gateway(
-        auth, Router(policy), FallbackExecutor(providers, policy), policy, cache=cache
+    stores = (_aws_stores if settings.backend == "aws" else _embedded_stores)(settings, embedder)
+    if settings.api_key is not None:
+        stores.keys.add(hash_key(settings.api_key.get_secret_value()), DEFAULT_TENANT)
+    auth: Authenticator = (
+        ApiGatewayAuthenticator(stores.keys)
+        if settings.auth == "api-gateway"
+        else KeyStoreAuthenticator(stores.keys)
     )
-    return Container(settings, policy, providers, keys, gateway, closers, [embedder.load])
-
-
-def _cache(
-    settings: Settings, embedder: MiniLMEmbedder
-) -> tuple[CacheService, list[Callable[[], object]]]:
-    """Exact answers in SQLite; questions by meaning in the embedded vector index."""
-    exact = SqliteExactCache(settings.data_dir / "cache.db")
-    index = EmbeddedVectorIndex(settings.data_dir / "vectors.db", dimensions=embedder.dimensions)
-    service = CacheService(exact, SemanticCache(embedder, index))
-    return service, [exact.close, index.close, embedder.close]
+    directory = TenantDirectory(stores.tenants, stores.keys)
+    ledger = UsageLedger(stores.usage, policy.prices, directory)
+    gateway = Gateway(
+        auth,
+        Router(policy),
+        FallbackExecutor(providers, policy),
+        policy,
+        cache=CacheService(stores.exact_cache, SemanticCache(embedder, stores.vectors)),
+        controls=TenantControls(directory, Limiter(stores.counters, directory, ledger), ledger),
+        guard=InjectionGuard(InjectionDetector(embedder)),
+    )
+    service = TenantService(stores.tenants, stores.keys, gateway_keys=stores.gateway_keys)
+    stores.closers.append(embedder.close)
+    return Container(
+        settings, policy, providers, stores, gateway, service, ledger, loaders=[embedder.load]
+    )
 
 
 def first_start_key(container: Container) -> str | None:

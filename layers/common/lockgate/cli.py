@@ -103,6 +103,10 @@ def parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a policy file")
     check.add_argument("file", type=Path)
     check.set_defaults(run=_check_config)
+
+    from lockgate.tenants.cli import add_commands as tenant_commands
+
+    tenant_commands(commands)
     return root
 
 

@@ -7,18 +7,27 @@ between is here, once, so both protocols share routing, caching, fallback and ac
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from lockgate.api.errors import GatewayError, from_provider_errors, invalid_api_key
 from lockgate.cache.service import CachedAnswer, CacheService
 from lockgate.chat import ChatChunk, ChatRequest, ChatResult, Usage
+from lockgate.limits.limiter import Admission, Limiter
+from lockgate.limits.tokens import estimate_tokens
+from lockgate.limits.usage import UsageLedger
 from lockgate.policy import Policy
 from lockgate.providers.errors import ProviderError
 from lockgate.routing.fallback import FallbackExecutor, FallbackExhausted, LiveStream
 from lockgate.routing.router import Route, Router
+from lockgate.safety.guard import InjectionGuard
+from lockgate.safety.limits import check_input_limits
+from lockgate.safety.redaction import redact_request
 from lockgate.tenants.auth import Authenticator
+from lockgate.tenants.directory import TenantDirectory
 from lockgate.tenants.keys import Tenant
 
 log = logging.getLogger("lockgate.pipeline")
@@ -59,9 +68,11 @@ class RequestContext:
     similarity: float | None = None
     usage: Usage = field(default_factory=Usage)
     outcome: str = "ok"
+    extra_headers: dict[str, str] = field(default_factory=dict)
+    """Rate-limit and safety headers, decided on the way in."""
 
     def headers(self) -> dict[str, str]:
-        headers = {"x-request-id": self.request_id}
+        headers = {"x-request-id": self.request_id, **self.extra_headers}
         if self.tier:
             headers["x-lockgate-tier"] = self.tier
         if self.model:
@@ -75,6 +86,23 @@ class RequestContext:
         return headers
 
 
+@dataclass(frozen=True, slots=True)
+class TenantControls:
+    """Per-tenant allowances: which aliases, how much per minute, how much per month."""
+
+    directory: TenantDirectory
+    limiter: Limiter
+    ledger: UsageLedger
+
+
+@dataclass(slots=True)
+class _Admitted:
+    request: ChatRequest
+    route: Route
+    admission: Admission | None
+    prompt_estimate: int
+
+
 class Gateway:
     def __init__(
         self,
@@ -84,12 +112,17 @@ class Gateway:
         policy: Policy,
         *,
         cache: CacheService | None = None,
+        controls: TenantControls | None = None,
+        guard: InjectionGuard | None = None,
     ) -> None:
         self._auth = auth
         self.router = router
         self._executor = executor
         self._policy = policy
         self.cache = cache
+        self.controls = controls
+        self._guard = guard
+        self._background: set[asyncio.Task[None]] = set()
 
     def authenticate(
         self, api_key: str | None, ctx: RequestContext, gateway_key_id: str | None = None
@@ -104,19 +137,23 @@ class Gateway:
     async def complete(
         self, request: ChatRequest, ctx: RequestContext, control: CacheControl = CacheControl()
     ) -> ChatResult:
-        route = self._route(request, ctx)
-        cached = await self._lookup(request, route, ctx, control)
-        if cached is not None:
-            return cached.result
+        admitted = await self._admit(request, ctx)
         try:
-            answer = await self._executor.complete(request, route)
-        except FallbackExhausted as exc:
-            ctx.outcome = "upstream_error"
-            raise from_provider_errors(exc.errors) from None
-        ctx.model, ctx.attempts = answer.target.key, answer.attempts
-        ctx.usage = answer.result.usage
-        await self._store(request, route, ctx, control, answer.result)
-        return answer.result
+            request, route = admitted.request, admitted.route
+            cached = await self._lookup(request, route, ctx, control)
+            if cached is not None:
+                return cached.result
+            try:
+                answer = await self._executor.complete(request, route)
+            except FallbackExhausted as exc:
+                ctx.outcome = "upstream_error"
+                raise from_provider_errors(exc.errors) from None
+            ctx.model, ctx.attempts = answer.target.key, answer.attempts
+            ctx.usage = answer.result.usage
+            await self._store(request, route, ctx, control, answer.result)
+            return answer.result
+        finally:
+            await self._account(admitted, ctx)
 
     async def stream(
         self, request: ChatRequest, ctx: RequestContext, control: CacheControl = CacheControl()
@@ -126,17 +163,83 @@ class Gateway:
         The returned iterator raises `GatewayError` if the upstream fails after the first
         chunk; the answer is cached and usage accounted when it ends, however it ends.
         """
-        route = self._route(request, ctx)
-        cached = await self._lookup(request, route, ctx, control)
-        if cached is not None:
-            return _replay(cached.result)
+        admitted = await self._admit(request, ctx)
         try:
-            live = await self._executor.open_stream(request, route)
-        except FallbackExhausted as exc:
-            ctx.outcome = "upstream_error"
-            raise from_provider_errors(exc.errors) from None
+            request, route = admitted.request, admitted.route
+            cached = await self._lookup(request, route, ctx, control)
+            if cached is not None:
+                return self._accounted(_replay(cached.result), admitted, ctx)
+            try:
+                live = await self._executor.open_stream(request, route)
+            except FallbackExhausted as exc:
+                ctx.outcome = "upstream_error"
+                raise from_provider_errors(exc.errors) from None
+        except BaseException:
+            await self._account(admitted, ctx)
+            raise
         ctx.model, ctx.attempts = live.target.key, live.attempts
-        return self._relay(live, request, route, ctx, control)
+        return self._accounted(self._relay(live, request, route, ctx, control), admitted, ctx)
+
+    async def _accounted(
+        self, chunks: AsyncIterator[ChatChunk], admitted: _Admitted, ctx: RequestContext
+    ) -> AsyncIterator[ChatChunk]:
+        """Accounts usage when the stream ends, however it ends. A client that goes away
+        cancels this generator, so the accounting runs as its own task rather than be
+        cancelled with it."""
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            self._spawn(self._account(admitted, ctx))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _admit(self, request: ChatRequest, ctx: RequestContext) -> _Admitted:
+        """Tenant allowances, routing and input safety, in the order that spends the least
+        on a request that will be refused."""
+        tenant = ctx.tenant
+        admission: Admission | None = None
+        if self.controls is not None and tenant is not None:
+            self.controls.directory.check_model(tenant.id, request.model)
+            admission = await self.controls.limiter.check(
+                tenant, tenant.key_id, estimate_tokens(request)
+            )
+            ctx.extra_headers.update(admission.headers)
+            admission.check_model(request.model)
+        route = self._route(request, ctx, admission.max_routing_tier if admission else None)
+        safety = self._policy.safety_for(route.alias)
+        prompt_estimate = check_input_limits(request, safety)
+        if self._guard is not None:
+            guarded = await self._guard.check_request(request, safety)
+            request = guarded.request
+            ctx.extra_headers.update(guarded.headers)
+        if safety.redact_prompts:
+            request = redact_request(request)
+        return _Admitted(request, route, admission, prompt_estimate)
+
+    async def _account(self, admitted: _Admitted, ctx: RequestContext) -> None:
+        """Corrects the token estimate with what was really used, and records the usage."""
+        if self.controls is None or ctx.tenant is None:
+            return
+        try:
+            if admitted.admission is not None:
+                await self.controls.limiter.settle(admitted.admission, ctx.usage.total_tokens)
+            cached = ctx.cache in ("exact", "semantic")
+            await self.controls.ledger.record(
+                tenant_id=ctx.tenant.id,
+                key_id=ctx.tenant.key_id,
+                alias=ctx.alias,
+                target=ctx.model,
+                prompt_tokens=ctx.usage.prompt_tokens
+                or (0 if cached else admitted.prompt_estimate),
+                completion_tokens=ctx.usage.completion_tokens,
+                cached=cached,
+            )
+        except Exception:
+            log.exception("usage accounting failed for request %s", ctx.request_id)
 
     async def _relay(
         self,
@@ -165,8 +268,8 @@ class Gateway:
                 ctx.outcome = "client_disconnected"
         await self._store(request, route, ctx, control, answer.result(ctx.usage))
 
-    def _route(self, request: ChatRequest, ctx: RequestContext) -> Route:
-        route = self.router.route(request)
+    def _route(self, request: ChatRequest, ctx: RequestContext, max_tier: str | None) -> Route:
+        route = self.router.route(request, max_tier)
         ctx.alias, ctx.tier = route.alias, route.tier
         if route.classification is not None:
             ctx.tier_reason = route.classification.explain()

@@ -108,7 +108,11 @@ class SafetyPolicy(_Strict):
 
     max_messages: int = Field(default=256, ge=1)
     max_prompt_tokens: int | None = Field(default=None, ge=1)
-    injection_action: Literal["block", "flag", "strip", "off"] = "block"
+    injection_action: Literal["block", "flag", "strip", "off"] = Field(
+        default="flag",
+        description="flag by default: the classifier also scores some plain imperative "
+        "requests as attacks, so blocking is for aliases that take only questions",
+    )
     injection_threshold: float | None = Field(default=None, ge=0, le=1)
     redact_prompts: bool = Field(default=False, description="mask PII before it leaves")
 

@@ -20,12 +20,25 @@ class Settings(BaseModel):
     auth: Literal["keys", "api-gateway"] = Field(
         default="keys", description="check keys here, or trust API Gateway's key check"
     )
+    admin_key: SecretStr | None = Field(default=None, description="guards /admin routes")
+    backend: Literal["embedded", "aws"] = Field(
+        default="embedded", description="SQLite and in-process indexes, or DynamoDB/OpenSearch"
+    )
     data_dir: Path = Path(".lockgate")
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     log_level: str = "INFO"
     warm_local_model: bool = True
+    # The AWS shape's resources (set by the CDK stack on the functions).
+    tenant_table: str | None = None
+    quota_table: str | None = None
+    usage_plans: str | None = Field(default=None, description="JSON: tenant tier → plan id")
+    exact_cache_table: str | None = None
+    exact_cache_bucket: str | None = None
+    opensearch_url: str | None = None
+    opensearch_auth: Literal["sigv4", "none"] = "sigv4"
+    cache_vector_index: str = "lockgate-cache"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -31,7 +31,7 @@ def chat(*texts: str, system: str | None = None) -> ChatRequest:
 
 async def test_block_refuses_with_content_policy_and_the_reason(guard: InjectionGuard) -> None:
     with pytest.raises(GatewayError) as refused:
-        await guard.check_request(chat("hello", ATTACK), SafetyPolicy())
+        await guard.check_request(chat("hello", ATTACK), SafetyPolicy(injection_action="block"))
     error = refused.value
     assert error.status == 400 and error.code == "content_policy"
     assert error.type == "invalid_request_error"
@@ -80,7 +80,7 @@ async def test_poisoned_chunks_are_stripped_or_block(guard: InjectionGuard) -> N
     flagged = await guard.check_chunks(chunks, SafetyPolicy(injection_action="flag"))
     assert flagged.kept == (0, 1, 2)
     with pytest.raises(GatewayError) as refused:
-        await guard.check_chunks(chunks, SafetyPolicy())
+        await guard.check_chunks(chunks, SafetyPolicy(injection_action="block"))
     assert "retrieved document chunk 1" in refused.value.message
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from lockgate.api.errors import model_not_found
 from lockgate.chat import ChatRequest
-from lockgate.policy import AUTO, Policy, Target
+from lockgate.policy import AUTO, TIERS, Policy, Target
 from lockgate.routing.classifier import Classification, classify
 
 
@@ -30,11 +30,15 @@ class Router:
     def model_names(self) -> list[str]:
         return [AUTO, *self._policy.models]
 
-    def route(self, request: ChatRequest) -> Route:
+    def route(self, request: ChatRequest, max_tier: str | None = None) -> Route:
+        """`max_tier` caps what `auto` may choose (a tenant's plan or a spent budget)."""
         if request.model == AUTO:
             classification = classify(request)
-            alias = self._policy.tier_alias(classification.tier)
-            return Route(alias, classification.tier, self._targets[alias], classification)
+            tier = classification.tier
+            if max_tier in TIERS and TIERS.index(tier) > TIERS.index(max_tier):
+                tier = max_tier
+            alias = self._policy.tier_alias(tier)
+            return Route(alias, tier, self._targets[alias], classification)
         targets = self._targets.get(request.model)
         if targets is None:
             raise model_not_found(request.model, self.model_names)

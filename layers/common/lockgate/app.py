@@ -14,6 +14,7 @@ from starlette.responses import Response, StreamingResponse
 
 from lockgate import __version__
 from lockgate.api import anthropic as anthropic_wire
+from lockgate.api.documents import documents_router
 from lockgate.api.errors import GatewayError, bad_request
 from lockgate.api.http import (
     api_key,
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         log_request(_fields(request.url.path, ctx, response.status_code), started)
         return response
 
+    app.include_router(documents_router(gateway, limit))
     admin_key = container.settings.admin_key
     app.include_router(
         admin_router(container.tenants, admin_key.get_secret_value() if admin_key else None)
@@ -172,7 +174,9 @@ async def _openai_stream(
                 if frame := encoder.chunk(chunk):
                     yield frame
                 if chunk.finish_reason:
-                    yield encoder.finish(chunk.finish_reason, chunk.usage or ctx.usage)
+                    yield encoder.finish(
+                        chunk.finish_reason, chunk.usage or ctx.usage, chunk.sources
+                    )
         except GatewayError as exc:
             yield encoder.error(exc)
         finally:
@@ -202,7 +206,9 @@ async def _anthropic_stream(
                 if frame := encoder.chunk(chunk):
                     yield frame
                 if chunk.finish_reason:
-                    yield encoder.finish(chunk.finish_reason, chunk.usage or ctx.usage)
+                    yield encoder.finish(
+                        chunk.finish_reason, chunk.usage or ctx.usage, chunk.sources
+                    )
         except GatewayError as exc:
             yield encoder.error(
                 anthropic_wire.anthropic_error_body(exc.status, exc.message)["error"]["type"],

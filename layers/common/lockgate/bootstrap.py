@@ -24,6 +24,8 @@ from lockgate.limits.usage import UsageLedger
 from lockgate.pipeline import Gateway, TenantControls
 from lockgate.policy import Policy, Timeouts, default_policy, load_policy
 from lockgate.providers.base import Provider
+from lockgate.rag import wiring as rag_wiring
+from lockgate.rag.folders import sync_folder, watch_folder
 from lockgate.routing.fallback import FallbackExecutor
 from lockgate.routing.router import Router
 from lockgate.safety.guard import InjectionGuard
@@ -145,6 +147,7 @@ class Container:
     ledger: UsageLedger
     loaders: list[Callable[[], object]] = field(default_factory=list)
     starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def keys(self) -> Keys:
@@ -162,6 +165,11 @@ class Container:
                     await warm()
 
     async def aclose(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.gateway.rag is not None:
+            await self.gateway.rag.aclose()
         for provider in self.providers.values():
             await provider.aclose()
         for close in self.stores.closers:
@@ -195,9 +203,39 @@ def build(settings: Settings) -> Container:
     )
     service = TenantService(stores.tenants, stores.keys, gateway_keys=stores.gateway_keys)
     stores.closers.append(embedder.close)
-    return Container(
+    container = Container(
         settings, policy, providers, stores, gateway, service, ledger, loaders=[embedder.load]
     )
+    if settings.backend == "aws":
+        container.starters.append(lambda: _connect_aws_rag(container, embedder))
+    else:
+        gateway.rag = rag_wiring.embedded(settings.data_dir, embedder=embedder)
+        container.starters.append(lambda: _sync_folders(container))
+    return container
+
+
+async def _connect_aws_rag(container: Container, embedder: MiniLMEmbedder) -> None:
+    container.gateway.rag = await rag_wiring.aws(embedder=embedder)
+
+
+async def _sync_folders(container: Container) -> None:
+    """Indexes the sample knowledge base (idempotent: unchanged files cost a hash) and keeps
+    the watched folder in step while serving."""
+    settings, rag = container.settings, container.gateway.rag
+    assert rag is not None
+    if settings.sample_kb is not None and settings.sample_kb.is_dir():
+        await sync_folder(
+            rag.ingestion, settings.sample_kb, tenant=DEFAULT_TENANT.id, collection="support"
+        )
+    if settings.watch_dir is not None:
+        settings.watch_dir.mkdir(parents=True, exist_ok=True)
+        watcher = watch_folder(
+            rag.ingestion,
+            settings.watch_dir,
+            tenant=DEFAULT_TENANT.id,
+            collection=settings.watch_collection,
+        )
+        container.tasks.append(asyncio.get_running_loop().create_task(watcher))
 
 
 def first_start_key(container: Container) -> str | None:

@@ -120,6 +120,8 @@ class ChatChunk:
     tool_calls: list[dict[str, Any]] | None = None
     finish_reason: str | None = None
     usage: Usage | None = None
+    sources: list[dict[str, Any]] | None = None
+    """On the final chunk of a grounded answer: the documents it cites."""
 
 
 @dataclass(slots=True)
@@ -130,3 +132,5 @@ class ChatResult:
     finish_reason: str
     usage: Usage = field(default_factory=Usage)
     tool_calls: list[dict[str, Any]] | None = None
+    sources: list[dict[str, Any]] | None = None
+    """The documents a grounded (RAG) answer drew on; entry n is what it cites as [n]."""

@@ -104,9 +104,11 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     check.set_defaults(run=_check_config)
 
+    from lockgate.rag.cli import add_commands as rag_commands
     from lockgate.tenants.cli import add_commands as tenant_commands
 
     tenant_commands(commands)
+    rag_commands(commands)
     return root
 
 

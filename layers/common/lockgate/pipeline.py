@@ -19,8 +19,10 @@ from lockgate.chat import ChatChunk, ChatRequest, ChatResult, Usage
 from lockgate.limits.limiter import Admission, Limiter
 from lockgate.limits.tokens import estimate_tokens
 from lockgate.limits.usage import UsageLedger
-from lockgate.policy import Policy
+from lockgate.policy import Policy, RagBinding
 from lockgate.providers.errors import ProviderError
+from lockgate.rag.prompt import dont_know_result, grounded_request, retrieval_query, sources
+from lockgate.rag.wiring import RagComponents
 from lockgate.routing.fallback import FallbackExecutor, FallbackExhausted, LiveStream
 from lockgate.routing.router import Route, Router
 from lockgate.safety.guard import InjectionGuard
@@ -101,6 +103,8 @@ class _Admitted:
     route: Route
     admission: Admission | None
     prompt_estimate: int
+    rag: RagBinding | None = None
+    rag_version: str | None = None
 
 
 class Gateway:
@@ -114,6 +118,7 @@ class Gateway:
         cache: CacheService | None = None,
         controls: TenantControls | None = None,
         guard: InjectionGuard | None = None,
+        rag: RagComponents | None = None,
     ) -> None:
         self._auth = auth
         self.router = router
@@ -122,6 +127,7 @@ class Gateway:
         self.cache = cache
         self.controls = controls
         self._guard = guard
+        self.rag = rag
         self._background: set[asyncio.Task[None]] = set()
 
     def authenticate(
@@ -139,18 +145,21 @@ class Gateway:
     ) -> ChatResult:
         admitted = await self._admit(request, ctx)
         try:
-            request, route = admitted.request, admitted.route
-            cached = await self._lookup(request, route, ctx, control)
+            cached = await self._lookup(admitted, ctx, control)
             if cached is not None:
                 return cached.result
+            grounded, found = await self._ground(admitted, ctx)
+            if grounded is None:
+                return dont_know_result()
             try:
-                answer = await self._executor.complete(request, route)
+                answer = await self._executor.complete(grounded, admitted.route)
             except FallbackExhausted as exc:
                 ctx.outcome = "upstream_error"
                 raise from_provider_errors(exc.errors) from None
             ctx.model, ctx.attempts = answer.target.key, answer.attempts
             ctx.usage = answer.result.usage
-            await self._store(request, route, ctx, control, answer.result)
+            answer.result.sources = found
+            await self._store(admitted, ctx, control, answer.result)
             return answer.result
         finally:
             await self._account(admitted, ctx)
@@ -165,12 +174,14 @@ class Gateway:
         """
         admitted = await self._admit(request, ctx)
         try:
-            request, route = admitted.request, admitted.route
-            cached = await self._lookup(request, route, ctx, control)
+            cached = await self._lookup(admitted, ctx, control)
             if cached is not None:
                 return self._accounted(_replay(cached.result), admitted, ctx)
+            grounded, found = await self._ground(admitted, ctx)
+            if grounded is None:
+                return self._accounted(_replay(dont_know_result()), admitted, ctx)
             try:
-                live = await self._executor.open_stream(request, route)
+                live = await self._executor.open_stream(grounded, admitted.route)
             except FallbackExhausted as exc:
                 ctx.outcome = "upstream_error"
                 raise from_provider_errors(exc.errors) from None
@@ -178,7 +189,8 @@ class Gateway:
             await self._account(admitted, ctx)
             raise
         ctx.model, ctx.attempts = live.target.key, live.attempts
-        return self._accounted(self._relay(live, request, route, ctx, control), admitted, ctx)
+        relay = self._relay(live, admitted, ctx, control, found)
+        return self._accounted(relay, admitted, ctx)
 
     async def _accounted(
         self, chunks: AsyncIterator[ChatChunk], admitted: _Admitted, ctx: RequestContext
@@ -218,7 +230,54 @@ class Gateway:
             ctx.extra_headers.update(guarded.headers)
         if safety.redact_prompts:
             request = redact_request(request)
-        return _Admitted(request, route, admission, prompt_estimate)
+        admitted = _Admitted(request, route, admission, prompt_estimate)
+        await self._bind_collection(admitted, ctx)
+        return admitted
+
+    async def _bind_collection(self, admitted: _Admitted, ctx: RequestContext) -> None:
+        """The alias's collection, or the one the request names; its version goes into the
+        cache keys, so a changed collection never serves an answer grounded in old text."""
+        request = admitted.request
+        binding = self._policy.models[admitted.route.alias].rag
+        if request.lockgate is not None and request.lockgate.collection:
+            binding = (binding or RagBinding(collection=request.lockgate.collection)).model_copy(
+                update={"collection": request.lockgate.collection}
+            )
+        if binding is None:
+            return
+        if self.rag is None or ctx.tenant is None:
+            raise GatewayError(
+                400, "Retrieval is not configured on this gateway.", code="rag_unavailable"
+            )
+        admitted.rag = binding
+        admitted.rag_version = await self.rag.ingestion.collection_version(
+            ctx.tenant.id, binding.collection
+        )
+
+    async def _ground(
+        self, admitted: _Admitted, ctx: RequestContext
+    ) -> tuple[ChatRequest | None, list[dict[str, Any]] | None]:
+        """The request with retrieved sources in it; (None, []) when nothing relevant was
+        found and the binding says to answer "I don't know" rather than call a model."""
+        binding = admitted.rag
+        if binding is None or self.rag is None or ctx.tenant is None:
+            return admitted.request, None
+        chunks = await self.rag.retriever.retrieve(
+            ctx.tenant.id,
+            binding.collection,
+            retrieval_query(admitted.request),
+            binding.top_k,
+            min_similarity=binding.min_score,
+        )
+        if chunks and self._guard is not None:
+            safety = self._policy.safety_for(admitted.route.alias)
+            checked = await self._guard.check_chunks([c.text for c in chunks], safety)
+            chunks = [chunks[i] for i in checked.kept]
+            ctx.extra_headers.update(checked.headers)
+        if not chunks and binding.when_nothing_found == "dont_know":
+            return None, []
+        grounded, used = grounded_request(admitted.request, chunks)
+        return grounded, sources(used)
 
     async def _account(self, admitted: _Admitted, ctx: RequestContext) -> None:
         """Corrects the token estimate with what was really used, and records the usage."""
@@ -244,10 +303,10 @@ class Gateway:
     async def _relay(
         self,
         live: LiveStream,
-        request: ChatRequest,
-        route: Route,
+        admitted: _Admitted,
         ctx: RequestContext,
         control: CacheControl,
+        found: list[dict[str, Any]] | None,
     ) -> AsyncIterator[ChatChunk]:
         answer = _Collected()
         try:
@@ -255,6 +314,8 @@ class Gateway:
                 answer.add(chunk)
                 if chunk.usage is not None:
                     ctx.usage = chunk.usage
+                if chunk.finish_reason is not None:
+                    chunk.sources = found
                 yield chunk
         except ProviderError as exc:
             ctx.outcome = "stream_failed"
@@ -266,7 +327,9 @@ class Gateway:
                 ctx.usage.completion_tokens = answer.pieces
             if ctx.outcome == "ok" and answer.finish_reason is None:
                 ctx.outcome = "client_disconnected"
-        await self._store(request, route, ctx, control, answer.result(ctx.usage))
+        result = answer.result(ctx.usage)
+        result.sources = found
+        await self._store(admitted, ctx, control, result)
 
     def _route(self, request: ChatRequest, ctx: RequestContext, max_tier: str | None) -> Route:
         route = self.router.route(request, max_tier)
@@ -276,17 +339,19 @@ class Gateway:
         return route
 
     async def _lookup(
-        self, request: ChatRequest, route: Route, ctx: RequestContext, control: CacheControl
+        self, admitted: _Admitted, ctx: RequestContext, control: CacheControl
     ) -> CachedAnswer | None:
         if self.cache is None or ctx.tenant is None:
             return None
         ctx.cache = "miss"
+        route = admitted.route
         cached = await self.cache.lookup(
             ctx.tenant.id,
             route.alias,
             route.tier,
-            request,
+            admitted.request,
             self._policy.cache_for(route.alias),
+            admitted.rag_version,
             read=control.read,
         )
         if cached is not None:
@@ -296,22 +361,18 @@ class Gateway:
         return cached
 
     async def _store(
-        self,
-        request: ChatRequest,
-        route: Route,
-        ctx: RequestContext,
-        control: CacheControl,
-        result: ChatResult,
+        self, admitted: _Admitted, ctx: RequestContext, control: CacheControl, result: ChatResult
     ) -> None:
         if self.cache is None or ctx.tenant is None:
             return
+        route = admitted.route
         await self.cache.store(
             ctx.tenant.id,
             route.alias,
             route.tier,
-            request,
+            admitted.request,
             self._policy.cache_for(route.alias),
-            None,
+            admitted.rag_version,
             result,
             write=control.write,
             complete=ctx.outcome == "ok",
@@ -345,9 +406,9 @@ class _Collected:
 
 
 async def _replay(result: ChatResult) -> AsyncIterator[ChatChunk]:
-    """A cached answer as a stream: a few words per chunk, then the final chunk with usage."""
+    """A whole answer as a stream: a few words per chunk, then the final chunk with usage."""
     words = result.text.split(" ")
     for start in range(0, len(words), REPLAY_WORDS):
         piece = " ".join(words[start : start + REPLAY_WORDS])
         yield ChatChunk(text=piece if start == 0 else " " + piece)
-    yield ChatChunk(finish_reason=result.finish_reason, usage=result.usage)
+    yield ChatChunk(finish_reason=result.finish_reason, usage=result.usage, sources=result.sources)

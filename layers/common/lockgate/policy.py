@@ -265,7 +265,13 @@ def default_policy() -> Policy:
                 "local": {
                     "targets": ["local/smollm2-135m-instruct"],
                     "description": "SmolLM2-135M-Instruct on llama.cpp, in process",
-                }
+                },
+                "support-bot": {
+                    "targets": ["local/smollm2-135m-instruct"],
+                    "description": "answers from the sample support knowledge base, citing it",
+                    "rag": {"collection": "support", "top_k": 3},
+                    "safety": {"injection_action": "block"},
+                },
             },
             "tiers": {"simple": "local", "medium": "local", "complex": "local"},
         },

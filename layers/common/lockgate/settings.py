@@ -30,6 +30,12 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     log_level: str = "INFO"
     warm_local_model: bool = True
+    sample_kb: Path | None = Field(
+        default=Path("samples/support-kb/docs"),
+        description="synced into the default tenant's 'support' collection at start, if present",
+    )
+    watch_dir: Path | None = Field(default=None, description="a folder kept indexed while serving")
+    watch_collection: str = "support"
     # The AWS shape's resources (set by the CDK stack on the functions).
     tenant_table: str | None = None
     quota_table: str | None = None

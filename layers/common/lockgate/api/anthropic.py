@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lockgate.api.errors import GatewayError, bad_request
+from lockgate.api.openai import extension
 from lockgate.api.sse import event_frame
 from lockgate.chat import ChatChunk, ChatMessage, ChatRequest, ChatResult, Usage
 
@@ -278,6 +279,7 @@ def to_messages_response(result: ChatResult, *, model: str, message_id: str) -> 
         "stop_reason": stop_reason(result.finish_reason),
         "stop_sequence": None,
         "usage": _usage(result.usage),
+        **extension(result.sources),
     }
 
 
@@ -381,7 +383,9 @@ class MessagesStreamEncoder:
         payload = {"type": "content_block_delta", "index": self._index, "delta": delta}
         return event_frame("content_block_delta", payload)
 
-    def finish(self, finish_reason: str, usage: Usage) -> bytes:
+    def finish(
+        self, finish_reason: str, usage: Usage, sources: list[dict[str, Any]] | None = None
+    ) -> bytes:
         """Closes the open block, then `message_delta` (stop reason, usage) and `message_stop`.
 
         An answer with no content still gets one empty text block, as Anthropic sends.
@@ -397,6 +401,7 @@ class MessagesStreamEncoder:
                 "input_tokens": usage.prompt_tokens or self._input_tokens,
                 "output_tokens": usage.completion_tokens,
             },
+            **extension(sources),
         }
         frames.append(event_frame("message_delta", delta))
         frames.append(event_frame("message_stop", {"type": "message_stop"}))

@@ -35,7 +35,13 @@ def completion_body(
         ],
         "usage": result.usage.as_openai(),
         "system_fingerprint": None,
+        **extension(result.sources),
     }
+
+
+def extension(sources: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The `lockgate` response extension: the sources of a grounded answer, when there are."""
+    return {} if sources is None else {"lockgate": {"sources": sources}}
 
 
 class ChunkEncoder:
@@ -54,7 +60,12 @@ class ChunkEncoder:
         }
         self._role_sent = False
 
-    def _frame(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+    def _frame(
+        self,
+        delta: dict[str, Any],
+        finish_reason: str | None = None,
+        sources: list[dict[str, Any]] | None = None,
+    ) -> bytes:
         if not self._role_sent:
             delta = {"role": "assistant", **delta}
             self._role_sent = True
@@ -63,6 +74,7 @@ class ChunkEncoder:
             "choices": [
                 {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
             ],
+            **extension(sources),
         }
         if self._include_usage:
             frame["usage"] = None
@@ -78,8 +90,10 @@ class ChunkEncoder:
             return b""
         return self._frame(delta)
 
-    def finish(self, finish_reason: str, usage: Usage) -> bytes:
-        frames = self._frame({}, finish_reason)
+    def finish(
+        self, finish_reason: str, usage: Usage, sources: list[dict[str, Any]] | None = None
+    ) -> bytes:
+        frames = self._frame({}, finish_reason, sources)
         if self._include_usage:
             frames += data_frame({**self._head, "choices": [], "usage": usage.as_openai()})
         return frames + DONE

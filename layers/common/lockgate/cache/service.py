@@ -248,6 +248,8 @@ def _encode(result: ChatResult, model: str | None, now: float) -> bytes:
         "model": model,
         "at": now,
     }
+    if result.sources is not None:
+        body["sources"] = result.sources
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -260,6 +262,7 @@ def _decode(value: bytes) -> tuple[ChatResult, str | None]:
         text=str(body["text"]),
         finish_reason=str(body["finish_reason"]),
         usage=Usage(int(prompt), int(completion)),
+        sources=body.get("sources"),
     )
     model = body.get("model")
     return result, str(model) if model is not None else None

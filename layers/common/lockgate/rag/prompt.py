@@ -169,7 +169,7 @@ def cited(answer: str, count: int) -> list[int]:
 
 def dont_know_result() -> ChatResult:
     """The answer when retrieval found nothing relevant: no model call, no tokens spent."""
-    return ChatResult(text=DONT_KNOW, finish_reason="stop", usage=Usage())
+    return ChatResult(text=DONT_KNOW, finish_reason="stop", usage=Usage(), sources=[])
 
 
 def dont_know_chunks() -> list[ChatChunk]:

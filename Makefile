@@ -25,8 +25,9 @@ node: $(NODE)/node
 $(NODE)/node:
 	bash scripts/ensure-node.sh >/dev/null
 
+# The sample support knowledge base answers `support-bot` from the first start.
 serve: setup
-	$(BIN)/lockgate serve
+	LOCKGATE_SAMPLE_KB=$${LOCKGATE_SAMPLE_KB:-samples/support-kb/docs} $(BIN)/lockgate serve
 
 test: setup node
 	PATH="$(CURDIR)/$(NODE):$$PATH" $(BIN)/pytest -q

@@ -1,8 +1,8 @@
 """The Lockgate stack: composes the constructs in `infra.components`.
 
-Later concerns (DynamoDB for caches and quotas, OpenSearch, S3 ingestion, Step Functions) are
-added as further components; they reach the functions through `environment` and grants on
-`self.gateway.function` / `self.orchestrate.function`, so the existing ones need not change.
+Each concern (exact cache, tenants and quotas, documents and their indexes) is a component;
+it reaches the serving functions through environment variables and grants, so the functions
+themselves need not know what is deployed beside them.
 """
 
 from __future__ import annotations
@@ -16,9 +16,14 @@ from constructs import Construct
 from infra.components.access import ApiAccess
 from infra.components.api import GatewayApi
 from infra.components.bundling import runtime_requirements
+from infra.components.cache import ExactCacheStore
+from infra.components.documents import Documents
 from infra.components.functions import GatewayFunction, OrchestrateFunction
 from infra.components.layers import CommonLayer, PolicyLayer
+from infra.components.tenants import TenantResources
 from infra.settings import Settings
+
+SEMANTIC_CACHE_INDEX = "lockgate-cache"
 
 
 class LockgateStack(cdk.Stack):
@@ -88,11 +93,39 @@ class LockgateStack(cdk.Stack):
             quota_period=settings.quota_period,
         )
 
+        self.cache = ExactCacheStore(self, "Cache")
+        self.tenants = TenantResources(self, "Tenants", api=self.api.rest_api)
+        self.documents = Documents(
+            self,
+            "Documents",
+            code_dir=repo / "functions" / "ingest",
+            layers=layers,
+            environment=environment,
+        )
+        serving = {
+            "LOCKGATE_BACKEND": "aws",
+            "LOCKGATE_CACHE_VECTOR_INDEX": SEMANTIC_CACHE_INDEX,
+            **self.documents.environment(),
+        }
+        for function in (self.gateway.function, self.orchestrate.function):
+            self.cache.attach(function)
+            self.tenants.attach(function)
+            self.documents.allow_retrieval(function)
+            self.documents.domain.grant_index_read_write(SEMANTIC_CACHE_INDEX, function)
+            for name, value in serving.items():
+                function.add_environment(name, value)
+
         cdk.CfnOutput(
             self,
             "ApiUrl",
             value=self.api.url,
             description="Base URL; OpenAI clients use <ApiUrl>v1, Anthropic clients <ApiUrl>",
+        )
+        cdk.CfnOutput(
+            self,
+            "UsagePlans",
+            value=self.tenants.environment["LOCKGATE_USAGE_PLANS"],
+            description="LOCKGATE_USAGE_PLANS for `lockgate keys create` against this stack",
         )
         cdk.CfnOutput(
             self,

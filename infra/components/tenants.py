@@ -99,11 +99,17 @@ class TenantResources(Construct):
         }
 
     def attach(self, function: lambda_.Function) -> None:
-        """Read-write on both tables (counters, usage, key lookups) and the environment."""
+        """Read-write on both tables (counters, usage, key lookups) and their names.
+
+        The usage plan ids stay out: the plans depend on the API's stage, which depends on the
+        serving functions, so naming the plans in their environment would be a cycle. Keys are
+        administered from the CLI, which reads the plans from the stack's `UsagePlans` output.
+        """
         self.tenant_table.grant_read_write_data(function)
         self.quota_table.grant_read_write_data(function)
         for name, value in self.environment.items():
-            function.add_environment(name, value)
+            if name != USAGE_PLANS_ENV:
+                function.add_environment(name, value)
 
     def grant_key_admin(self, grantee: iam.IGrantable) -> None:
         """What `ApiGatewayKeys` calls: create, disable and delete keys, and move them between

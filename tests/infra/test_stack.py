@@ -23,11 +23,16 @@ def flatten(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+SERVING = {"handler.handler": "Gateway", "run.sh": "Orchestrate"}
+
+
 def function_id(template: Any, handler: str) -> str:
+    """The serving function with this handler (the ingest function shares `handler.handler`)."""
+    prefix = SERVING.get(handler, "")
     ids = [
         logical_id
         for logical_id, fn in resources(template, "AWS::Lambda::Function").items()
-        if fn["Properties"]["Handler"] == handler
+        if fn["Properties"]["Handler"] == handler and logical_id.startswith(prefix)
     ]
     assert len(ids) == 1, f"expected one function with handler {handler}: {ids}"
     return ids[0]
@@ -84,11 +89,13 @@ def test_api_is_regional_so_streams_may_idle_for_minutes(template: Any) -> None:
 
 
 def test_usage_plan_is_bound_to_the_stage_with_a_key(template: Any) -> None:
+    """The default plan and its generated key; tenant tiers add plans of their own."""
     (api_id,) = resources(template, "AWS::ApiGateway::RestApi")
     (stage_id,) = resources(template, "AWS::ApiGateway::Stage")
-    (plan_id,) = resources(template, "AWS::ApiGateway::UsagePlan")
+    plans = resources(template, "AWS::ApiGateway::UsagePlan")
+    (plan_id,) = [name for name in plans if name.startswith("Access")]
     (key_id,) = resources(template, "AWS::ApiGateway::ApiKey")
-    plan = resources(template, "AWS::ApiGateway::UsagePlan")[plan_id]["Properties"]
+    plan = plans[plan_id]["Properties"]
     assert plan["ApiStages"][0]["ApiId"] == {"Ref": api_id}
     assert plan["ApiStages"][0]["Stage"] == {"Ref": stage_id}
     assert plan["Throttle"] == {"RateLimit": 20, "BurstLimit": 40}
@@ -232,3 +239,21 @@ def test_context_overrides_adapter_version_policy_and_models(synth: Any, tmp_pat
     template.has_resource_properties(
         "AWS::ApiGateway::UsagePlan", {"Throttle": {"RateLimit": 5, "BurstLimit": 40}}
     )
+
+
+@pytest.mark.parametrize("handler", ["handler.handler", "run.sh"])
+def test_serving_functions_reach_every_aws_store(template: Any, handler: str) -> None:
+    fn = resources(template, "AWS::Lambda::Function")[function_id(template, handler)]["Properties"]
+    env = fn["Environment"]["Variables"]
+    assert env["LOCKGATE_BACKEND"] == "aws"
+    for name in (
+        "LOCKGATE_EXACT_CACHE_TABLE",
+        "LOCKGATE_TENANT_TABLE",
+        "LOCKGATE_QUOTA_TABLE",
+        "LOCKGATE_OPENSEARCH_URL",
+        "LOCKGATE_DOCUMENTS_TABLE",
+        "LOCKGATE_CACHE_VECTOR_INDEX",
+    ):
+        assert name in env, name
+    actions = role_policy_actions(template, function_id(template, handler))
+    assert {"dynamodb:GetItem", "dynamodb:PutItem", "es:ESHttpPost"} <= actions

@@ -63,12 +63,13 @@ def test_tables_have_pk_sk_and_the_quota_table_expires_windows(template: Any) ->
     assert None in ttl  # the tenant table never expires anything
 
 
-def test_functions_get_the_tables_and_plan_ids(template: Any) -> None:
+def test_functions_get_the_tables_but_not_the_plans(template: Any) -> None:
+    """Plan ids in a serving function's environment would be a dependency cycle (plan → stage
+    → method → function); key administration reads them from the stack output instead."""
     (function,) = template.find_resources("AWS::Lambda::Function").values()
     variables = function["Properties"]["Environment"]["Variables"]
-    assert {"LOCKGATE_TENANT_TABLE", "LOCKGATE_QUOTA_TABLE", "LOCKGATE_USAGE_PLANS"} <= set(
-        variables
-    )
+    assert {"LOCKGATE_TENANT_TABLE", "LOCKGATE_QUOTA_TABLE"} <= set(variables)
+    assert "LOCKGATE_USAGE_PLANS" not in variables
     statements = [
         s
         for p in template.find_resources("AWS::IAM::Policy").values()

@@ -34,10 +34,15 @@ def client(gw: RunningGateway) -> anthropic.Anthropic:
 HELLO = [{"role": "user", "content": "hello there"}]
 
 
-@pytest.mark.parametrize(("model", "target"), [("fast", "mock/gpt-fast"), ("claude", "mockant/claude-x")])
+@pytest.mark.parametrize(
+    ("model", "target"), [("fast", "mock/gpt-fast"), ("claude", "mockant/claude-x")]
+)
 def test_messages_non_streaming(client: anthropic.Anthropic, model: str, target: str) -> None:
     raw = client.messages.with_raw_response.create(
-        model=model, max_tokens=64, system="Be brief.", messages=HELLO  # type: ignore[arg-type]
+        model=model,
+        max_tokens=64,
+        system="Be brief.",
+        messages=HELLO,  # type: ignore[arg-type]
     )
     message = raw.parse()
     assert raw.headers["x-lockgate-model"] == target

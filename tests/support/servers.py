@@ -73,7 +73,6 @@ def gateway(
         config = data_dir / "policy.yaml"
         config.write_text(yaml.safe_dump(policy), encoding="utf-8")
     port = free_port()
-    settings.setdefault("sample_kb", None)
     resolved = Settings(config=config, api_key=API_KEY, data_dir=data_dir, port=port, **settings)
     app = create_app(container=build(resolved))
     server = uvicorn.Server(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -73,6 +74,7 @@ class Stores:
     vectors: VectorIndex
     gateway_keys: GatewayKeyRegistrar | None = None
     closers: list[Callable[[], object]] = field(default_factory=list)
+    """Sync or async; the vector index writes its snapshots when closed."""
 
 
 def _embedded_stores(settings: Settings, embedder: MiniLMEmbedder) -> Stores:
@@ -86,7 +88,9 @@ def _embedded_stores(settings: Settings, embedder: MiniLMEmbedder) -> Stores:
     keys, tenants = SqliteKeyStore(db), SqliteTenantStore(db)
     counters, usage = SqliteCounterStore(db), SqliteUsageStore(db)
     exact = SqliteExactCache(settings.data_dir / "cache.db")
-    vectors = EmbeddedVectorIndex(settings.data_dir / "vectors.db", dimensions=embedder.dimensions)
+    vectors = EmbeddedVectorIndex(
+        settings.data_dir / f"vectors-{embedder.name}.db", dimensions=embedder.dimensions
+    )
     closers: list[Callable[[], object]] = [
         keys.close,
         tenants.close,
@@ -132,7 +136,7 @@ def _aws_stores(settings: Settings, embedder: MiniLMEmbedder) -> Stores:
             client, settings.cache_vector_index, dimensions=embedder.dimensions
         ),
         gateway_keys=ApiGatewayKeys(plans) if plans else None,
-        closers=[lambda: asyncio.ensure_future(client.close())],
+        closers=[client.close],
     )
 
 
@@ -168,12 +172,18 @@ class Container:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        closers: list[Callable[[], object]] = [p.aclose for p in self.providers.values()]
         if self.gateway.rag is not None:
-            await self.gateway.rag.aclose()
-        for provider in self.providers.values():
-            await provider.aclose()
-        for close in self.stores.closers:
-            close()
+            closers.append(self.gateway.rag.aclose)
+        for close in [*closers, *self.stores.closers]:
+            try:
+                done = close()
+                if inspect.isawaitable(done):
+                    await done
+            except Exception:
+                # At interpreter exit (a Lambda's atexit) the thread pool may already be gone;
+                # nothing is lost: SQLite holds every record, snapshots only speed up a start.
+                log.warning("closing %r failed", close, exc_info=True)
 
 
 def build(settings: Settings) -> Container:
@@ -207,14 +217,18 @@ def build(settings: Settings) -> Container:
         settings, policy, providers, stores, gateway, service, ledger, loaders=[embedder.load]
     )
     if settings.backend == "aws":
-        container.starters.append(lambda: _connect_aws_rag(container, embedder))
+        container.starters.append(lambda: _connect_aws(container, embedder))
     else:
         gateway.rag = rag_wiring.embedded(settings.data_dir, embedder=embedder)
         container.starters.append(lambda: _sync_folders(container))
     return container
 
 
-async def _connect_aws_rag(container: Container, embedder: MiniLMEmbedder) -> None:
+async def _connect_aws(container: Container, embedder: MiniLMEmbedder) -> None:
+    """Creates the semantic cache's OpenSearch index if it is new, and connects RAG."""
+    ensure_index = getattr(container.stores.vectors, "ensure_index", None)
+    if ensure_index is not None:
+        await ensure_index()
     container.gateway.rag = await rag_wiring.aws(embedder=embedder)
 
 

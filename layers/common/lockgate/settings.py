@@ -31,8 +31,8 @@ class Settings(BaseModel):
     log_level: str = "INFO"
     warm_local_model: bool = True
     sample_kb: Path | None = Field(
-        default=Path("samples/support-kb/docs"),
-        description="synced into the default tenant's 'support' collection at start, if present",
+        default=None,
+        description="a folder synced into the default tenant's 'support' collection at start",
     )
     watch_dir: Path | None = Field(default=None, description="a folder kept indexed while serving")
     watch_collection: str = "support"

@@ -6,6 +6,7 @@ rows it was built from. Vectors arrive unit-normalised, so a dot product is the 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -109,6 +110,7 @@ class HnswPartition:
         expansion_add: int = 64,
         expansion_search: int = 64,
     ) -> None:
+        _load_onnxruntime_first()
         from usearch.index import Index
 
         self._index = Index(
@@ -151,3 +153,10 @@ class HnswPartition:
 
     def load(self, path: Path) -> None:
         self._index.load(str(path))
+
+
+def _load_onnxruntime_first() -> None:
+    """onnxruntime crashes the process (SIGSEGV) when it is loaded after usearch's numkong
+    kernels, and the embedder may load it at any later time; loading it first is safe."""
+    with contextlib.suppress(ImportError):
+        import onnxruntime  # noqa: F401

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import anthropic
 import httpx
@@ -113,3 +114,29 @@ def test_abandoned_stream_frees_the_model(gw: RunningGateway, client: openai.Ope
     reply = client.chat.completions.create(model="local", messages=QUESTION, max_tokens=4)  # type: ignore[arg-type]
     assert reply.choices[0].message.content is not None
     assert time.perf_counter() - started < 30
+
+
+@pytest.fixture(scope="module")
+def support(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    """The embedded default as `make serve` runs it: the sample knowledge base indexed."""
+    kb = Path(__file__).parents[2] / "samples" / "support-kb" / "docs"
+    with gateway(None, tmp_path_factory.mktemp("support"), sample_kb=kb) as running:
+        yield running
+
+
+def test_support_bot_answers_from_the_sample_knowledge_base(support: RunningGateway) -> None:
+    client = openai.OpenAI(base_url=support.v1, api_key=support.api_key, max_retries=0, timeout=120)
+    completion = client.chat.completions.create(
+        model="support-bot",
+        messages=[{"role": "user", "content": "How can I get a refund for my order?"}],
+        max_tokens=60,
+    )
+    sources = (completion.model_extra or {})["lockgate"]["sources"]
+    assert completion.choices[0].message.content
+    assert sources and all(s["uri"].endswith(".md") for s in sources)
+    unknown = client.chat.completions.create(
+        model="support-bot",
+        messages=[{"role": "user", "content": "Who won the 1954 football world cup final?"}],
+    )
+    assert (unknown.model_extra or {})["lockgate"]["sources"] == []
+    assert "know" in (unknown.choices[0].message.content or "").lower()

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE   := .tools/node/bin
 
-.PHONY: setup serve test test-fast lint format bench synth node clean
+.PHONY: setup serve test test-fast lint format bench train-safety synth node clean
 
 setup: $(STAMP)
 
@@ -44,8 +44,19 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Benchmarks print a table each and write it to bench/results/; `make bench-NAME` runs one.
+BENCHES := gateway_overhead semantic_quality semantic_latency vector_index retrieval \
+	retrieval_threshold safety
+
 bench: setup
-	$(BIN)/python -m bench.gateway_overhead
+	for name in $(BENCHES); do $(BIN)/python -m bench.$$name || exit 1; done
+
+bench-%: setup
+	$(BIN)/python -m bench.$*
+
+# Retrains the prompt-injection classifier shipped in lockgate/safety/model/.
+train-safety: setup
+	$(BIN)/python -m lockgate.safety.train
 
 # Offline synth; drop `-c skipBundling=true` to also build the dependency layer (needs PyPI).
 synth: setup

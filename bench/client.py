@@ -13,9 +13,25 @@ import json
 import socket
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 
 HOST = "127.0.0.1"
+CACHE_HEADER = "x-lockgate-cache"
+
+PROMPTS = (
+    "What is the capital of France?",
+    "Summarize the plot of Hamlet in one sentence.",
+    "Which planet is the largest in the solar system?",
+    "Translate 'good morning' into Spanish.",
+    "What is 17 plus 25?",
+    "Write a haiku about autumn leaves.",
+    "Explain what a hash map is in two sentences.",
+    "Suggest a name for a grey cat.",
+)
+"""Everyday small prompts, rotated per request in the same order for every system. A gateway's
+work can depend on the text (a safety check may take a slower path for some prompts), so one
+fixed prompt could land on either side of such a split by luck; a mix is what traffic is."""
 
 
 @dataclass(frozen=True)
@@ -29,12 +45,17 @@ class Target:
     path: str = "/v1/chat/completions"
     run_tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
-    def body(self, n: int | str, *, stream: bool) -> bytes:
-        """A small chat request; `n` and the run tag make every prompt unique (wrk's script
-        passes a format placeholder for `n` and fills it in per request)."""
+    def body(self, n: int, *, stream: bool) -> bytes:
+        """Request `n`: the prompt `n % len(PROMPTS)`, made unique by the run tag and `n`."""
+        return self.body_template(n % len(PROMPTS), stream=stream).replace(b"%d", str(n).encode())
+
+    def body_template(self, prompt: int, *, stream: bool = False) -> bytes:
+        """The JSON body for one prompt of the mix, with `%d` where the request number goes
+        (wrk's script fills it in per request with `string.format`)."""
+        content = f"{PROMPTS[prompt]} (request {self.run_tag} %d)"
         payload: dict[str, object] = {
             "model": self.model,
-            "messages": [{"role": "user", "content": f"Say hello to bench {self.run_tag} {n}."}],
+            "messages": [{"role": "user", "content": content}],
             "max_tokens": 16,
         }
         if stream:
@@ -188,11 +209,19 @@ def probe(target: Target, *, stream: bool) -> Reply:
     return reply
 
 
-def sample_latency(target: Target, seconds: float, *, stream: bool = False) -> list[float]:
+def sample_latency(
+    target: Target,
+    seconds: float,
+    *,
+    stream: bool = False,
+    tally: Counter[str] | None = None,
+) -> list[float]:
     """Sequential requests for `seconds`; returns per-request milliseconds.
 
     Non-streaming: send to last byte of the body. Streaming: send to the first content chunk
     (the rest of the stream is still read, so the next request starts on a clean connection).
+    `tally` counts the gateway's cache verdicts: the figures are only the proxying path's if
+    every answer was a miss.
     """
     conn = Connection(target.port)
     samples: list[float] = []
@@ -208,6 +237,8 @@ def sample_latency(target: Target, seconds: float, *, stream: bool = False) -> l
             if reply.status != 200 or end is None:
                 raise RequestError(f"{target.name}: HTTP {reply.status}: {reply.body[:300]!r}")
             samples.append((end - start) * 1000.0)
+            if tally is not None:
+                tally[reply.headers.get(CACHE_HEADER, "absent")] += 1
             if end >= deadline:
                 return samples
     finally:

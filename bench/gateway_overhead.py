@@ -21,12 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from bench.client import Target, probe, sample_latency
+from bench.client import PROMPTS, Target, probe, sample_latency
 from bench.load import run_wrk
 from bench.procs import CpuMeter, Server, Servers, StartError, cpu_busy, free_port
 from bench.profile_summary import summarize
@@ -102,7 +103,7 @@ class System:
     api_key: str
     health: str
     launch: Launch | None  # None: the mock itself, already running
-    long_run: bool = False
+    long_run: bool = False  # the memory run and, with --profile, a py-spy sample
 
 
 def _mock_argv(ctx: Context, port: int) -> list[str]:
@@ -236,8 +237,12 @@ def measure(ctx: Context, system: System, server: Server) -> SystemResult:
         k: v for k, v in reply.headers.items() if k.startswith("x-lockgate") and k != "x-request-id"
     }
     sample_latency(target, args.warmup)
-    c1 = sample_latency(target, args.seconds)
+    tally: Counter[str] = Counter()
+    c1 = sample_latency(target, args.seconds, tally=tally)
+    if "absent" not in tally:
+        result.cache_answers = dict(tally)
     result.c1_p50, result.c1_p99 = percentile(c1, 50), percentile(c1, 99)
+    result.c1_by_prompt = _by_prompt(c1)
     sample_latency(target, args.warmup / 2, stream=True)
     result.ttft_p50 = percentile(sample_latency(target, args.seconds, stream=True), 50)
     for connections in (16, 64):
@@ -251,6 +256,14 @@ def measure(ctx: Context, system: System, server: Server) -> SystemResult:
         f"c=64 {result.load[64].rps:,.0f} req/s"
     )
     return result
+
+
+def _by_prompt(samples: list[float]) -> dict[str, float]:
+    """p50 per prompt of the mix; sample i is request i + 1, which used prompt (i + 1) % n."""
+    groups: dict[str, list[float]] = {}
+    for i, ms in enumerate(samples):
+        groups.setdefault(PROMPTS[(i + 1) % len(PROMPTS)], []).append(ms)
+    return {prompt: percentile(values, 50) for prompt, values in groups.items()}
 
 
 def long_run(ctx: Context, system: System, server: Server) -> MemoryResult:
@@ -272,8 +285,8 @@ def long_run(ctx: Context, system: System, server: Server) -> MemoryResult:
 
 
 def profile(ctx: Context, system: System, server: Server) -> str:
-    """Sample Lockgate with py-spy under c=64 load; the hottest frames say where time goes."""
-    out = RESULTS / "lockgate_profile.txt"
+    """Sample a Lockgate column with py-spy under c=64 load; the hot frames say where time goes."""
+    out = RESULTS / f"{system.key}_profile.txt"
     seconds = max(3, round(ctx.args.seconds))
     pin = ["taskset", "-c", ctx.cpus.load] if ctx.cpus.load is not None else []
     spy = subprocess.Popen(
@@ -316,14 +329,11 @@ def run_system(ctx: Context, system: System) -> tuple[SystemResult, MemoryResult
     try:
         server = start_server(ctx, system) if system.launch else _mock_server(ctx)
         result = measure(ctx, system, server)
-        if not system.long_run:
-            return result, None, ""
-        memory = _extra(result, "long run", lambda: long_run(ctx, system, server))
-        hot = (
-            _extra(result, "profile", lambda: profile(ctx, system, server))
-            if ctx.args.profile
-            else ""
-        )
+        memory = hot = None
+        if system.long_run:
+            memory = _extra(result, "long run", lambda: long_run(ctx, system, server))
+        if system.long_run and ctx.args.profile:
+            hot = _extra(result, "profile", lambda: profile(ctx, system, server))
         return result, memory, hot or ""
     except (StartError, OSError, RuntimeError) as exc:
         _log(f"{system.name}: not measured: {exc}")
@@ -417,11 +427,11 @@ def _litellm_version() -> str:
     return found[0].name.removeprefix("litellm-").removesuffix(".dist-info") if found else "n/a"
 
 
-def render(run: Run, header: list[str], hot: str) -> str:
+def render(run: Run, header: list[str], hot: dict[str, str]) -> str:
     parts = ["# Lockgate gateway overhead", "", *header, "", table(run), "", "## Ratios", ""]
     parts.append(ratios(run))
-    if hot:
-        parts += ["", "## Where Lockgate's time goes (py-spy, c=64)", "", hot]
+    for name, summary in hot.items():
+        parts += ["", f"## Where the time goes: {name} (py-spy, c=64)", "", summary]
     return "\n".join(parts) + "\n"
 
 
@@ -438,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     header = environment(args, cpus)
     results: dict[str, SystemResult] = {}
     memory: MemoryResult | None = None
-    hot = ""
+    hot: dict[str, str] = {}
     with (
         tempfile.TemporaryDirectory(prefix="lockgate-bench-") as tmp,
         Servers(Path(tmp)) as servers,
@@ -451,7 +461,9 @@ def main(argv: list[str] | None = None) -> int:
             result, long, prof = run_system(ctx, system)
             result.others_cpu = meter.others_share(before)
             results[system.name] = result
-            memory, hot = memory or long, hot or prof
+            memory = memory or long
+            if prof:
+                hot[system.name] = prof
     header.append(f"- load average at end {os.getloadavg()[0]:.2f}")
     tainted = [r.name for r in results.values() if (r.others_cpu or 0) > BUSY_SHARE]
     if tainted:

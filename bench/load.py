@@ -1,9 +1,10 @@
 """Throughput with wrk: a C load generator, so the client takes little of the two cores.
 
 wrk keeps `connections` requests in flight on one thread; a generated Lua script gives each
-request a unique prompt (no system may serve the bench from a cache), sends the bearer key, and
-prints one machine-readable line at the end. With a request limit, the script announces when it
-is reached and the bench interrupts wrk, which then reports as if its duration had run out.
+request a unique prompt from the same mix as the c=1 client (no system may serve the bench from
+a cache), sends the bearer key, and prints one machine-readable line at the end. With a request
+limit, the script announces when it is reached and the bench interrupts wrk, which then reports
+as if its duration had run out.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.client import HOST, Target
+from bench.client import HOST, PROMPTS, Target
 
 RESULT = "WRK_RESULT"
 LIMIT_REACHED = "WRK_LIMIT_REACHED"
@@ -27,12 +28,16 @@ _LUA = """
 local counter = 0
 local responses = 0
 local limit = {limit}
+local bodies = {{
+{bodies}
+}}
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {key}"
 request = function()
   counter = counter + 1
-  return wrk.format(nil, "{path}", nil, string.format([==[{body}]==], counter))
+  local body = string.format(bodies[counter % #bodies + 1], counter)
+  return wrk.format(nil, "{path}", nil, body)
 end
 {response}
 done = function(summary, latency, requests)
@@ -72,12 +77,14 @@ def _script(target: Target, limit: int | None) -> str:
     for value in (target.model, target.api_key, target.path, target.run_tag):
         if not _SAFE.match(value):
             raise ValueError(f"refusing to inline {value!r} into the wrk script")
-    body = target.body("%d", stream=False).decode()
+    bodies = [target.body_template(i).decode() for i in range(len(PROMPTS))]
+    if any("]==]" in b or b.count("%") != 1 for b in bodies):
+        raise ValueError("a prompt cannot be inlined into the wrk script")
     return _LUA.format(
         limit=limit or 0,
         key=target.api_key,
         path=target.path,
-        body=body,
+        bodies=",\n".join(f"  [==[{b}]==]" for b in bodies),
         result=RESULT,
         response=_LUA_RESPONSE.format(marker=LIMIT_REACHED) if limit else "",
     )

@@ -62,7 +62,7 @@ def summarize(raw: Path, top: int = 12) -> str:
             ours[key] += count
     if not total:
         return "py-spy recorded no samples."
-    lines = [f"{total} samples of the Lockgate process under c=64 load.", ""]
+    lines = [f"{total} samples of the server process under c=64 load.", ""]
     lines += ["| self time by package | % |", "|---|---:|"]
     lines += [f"| {name} | {100 * n / total:.1f} |" for name, n in by_package.most_common(top)]
     lines += ["", "| Lockgate function (inclusive) | % |", "|---|---:|"]

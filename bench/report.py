@@ -38,6 +38,8 @@ class SystemResult:
     headers: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     others_cpu: float | None = None
+    cache_answers: dict[str, int] = field(default_factory=dict)
+    c1_by_prompt: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -181,7 +183,10 @@ def table(run: Run) -> str:
             f"RSS growth over {memory.requests:,} requests (MB)"
             if memory
             else "RSS growth over the long run (MB)",
-            [*["—"] * (len(COLUMNS) - 1), _added(memory.growth_mb) if memory else "n/a"],
+            [
+                (_added(memory.growth_mb) if memory else "n/a") if name == LOCKGATE else "—"
+                for name in COLUMNS
+            ],
             f"≤ +{t.rss_growth_mb:g} MB",
             _verdict(ok["memory"]),
         ),
@@ -259,13 +264,36 @@ def ratios(run: Run) -> str:
             f"- Lockgate RSS (MB) by requests served in the long run: {series} "
             f"(growth {run.memory.growth_mb:+.1f} MB; {run.memory.errors} failed)."
         )
-    probe = run.results.get(LOCKGATE)
-    if probe and probe.headers:
-        shown = ", ".join(f"`{k}: {v}`" for k, v in sorted(probe.headers.items()))
-        lines.append(f"- Lockgate's first reply said: {shown}.")
+    lines += by_prompt(run)
+    lockgate = run.results.get(LOCKGATE)
+    if lockgate and lockgate.headers:
+        shown = ", ".join(f"`{k}: {v}`" for k, v in sorted(lockgate.headers.items()))
+        lines.append(f"- Lockgate's first reply said {shown}.")
+    if lockgate and lockgate.cache_answers:
+        seen = ", ".join(f"{k} {n:,}" for k, n in sorted(lockgate.cache_answers.items()))
+        lines.append(f"- Lockgate's `x-lockgate-cache` over the c=1 requests: {seen}.")
     for name in COLUMNS:
         result = run.results.get(name)
         lines += [f"- {name}: {note}" for note in (result.notes if result else [])]
         if result and result.error:
             lines.append(f"- {name} not measured: {result.error.splitlines()[0]}")
     return "\n".join(lines)
+
+
+def by_prompt(run: Run) -> list[str]:
+    """Lockgate's added p50 at c=1 for each prompt of the mix: a gateway whose work depends on
+    the text shows it here, and the overall p50 is read against it."""
+    lockgate, direct = run.results.get(LOCKGATE), run.results.get(DIRECT)
+    if not lockgate or not direct or lockgate.error or direct.error:
+        return []
+    added = {
+        prompt: ms - direct.c1_by_prompt[prompt]
+        for prompt, ms in lockgate.c1_by_prompt.items()
+        if prompt in direct.c1_by_prompt
+    }
+    shown = "; ".join(f"{prompt} {ms:+.2f}" for prompt, ms in sorted(added.items(), key=_second))
+    return [f"- Lockgate's added p50 at c=1 by prompt (ms): {shown}."] if added else []
+
+
+def _second(item: tuple[str, float]) -> float:
+    return item[1]

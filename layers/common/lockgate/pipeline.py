@@ -215,7 +215,7 @@ class Gateway:
         tenant = ctx.tenant
         admission: Admission | None = None
         if self.controls is not None and tenant is not None:
-            self.controls.directory.check_model(tenant.id, request.model)
+            await self.controls.directory.check_model(tenant.id, request.model)
             admission = await self.controls.limiter.check(
                 tenant, tenant.key_id, estimate_tokens(request)
             )

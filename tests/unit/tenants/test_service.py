@@ -127,16 +127,16 @@ def test_api_gateway_key_ids_map_to_tenants_when_keys_are_known(
     assert auth.tenant_for(None, issued.record.key_id) is None
 
 
-def test_model_access_follows_the_allow_list(
+async def test_model_access_follows_the_allow_list(
     service: TenantService, keys: SqliteKeyStore, tmp_path: Path
 ) -> None:
     from lockgate.api.errors import GatewayError
 
     service.create_tenant("acme", models=["cheap"])
     directory = TenantDirectory(SqliteTenantStore(tmp_path / "t.db"), keys)
-    directory.check_model("acme", "cheap")
-    directory.check_model("acme", "auto")
-    directory.check_model("unknown-tenant", "smart")
+    await directory.check_model("acme", "cheap")
+    await directory.check_model("acme", "auto")
+    await directory.check_model("unknown-tenant", "smart")
     with pytest.raises(GatewayError) as refused:
-        directory.check_model("acme", "smart")
+        await directory.check_model("acme", "smart")
     assert refused.value.status == 403 and "cheap" in refused.value.message

@@ -73,8 +73,8 @@ class Limiter:
         `x-ratelimit-*` headers; or the budget, code `budget_exceeded`)."""
         estimated_tokens = max(0, estimated_tokens)
         key_id = key_id or tenant.key_id
-        record = await asyncio.to_thread(self._directory.tenant, tenant.id)
-        key = await asyncio.to_thread(self._directory.key, key_id) if key_id else None
+        record = await self._directory.atenant(tenant.id)
+        key = await self._directory.akey(key_id)
         tier = tier_of(record)
         tenant_limits = (record.limits if record else None) or tier.limits
         key_limits = (key.limits if key else None) or (record.key_limits if record else None)

@@ -7,6 +7,7 @@ would double the store traffic. A change made by an administrator takes effect w
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -44,12 +45,21 @@ class TenantDirectory:
             return None
         return self._cached(("k", key_id), lambda: self._keys.get_key(key_id))
 
-    def check_model(self, tenant_id: str, alias: str) -> None:
+    async def atenant(self, tenant_id: str) -> TenantRecord | None:
+        """`tenant` for the event loop: from memory when fresh, else off the loop."""
+        return await self._afetch(("t", tenant_id), lambda: self.tenant(tenant_id))
+
+    async def akey(self, key_id: str | None) -> ApiKeyRecord | None:
+        if key_id is None:
+            return None
+        return await self._afetch(("k", key_id), lambda: self.key(key_id))
+
+    async def check_model(self, tenant_id: str, alias: str) -> None:
         """Refuses (403) an alias outside the tenant's tier or allow-list; `auto` is always
         allowed, and capped by `max_routing_tier` instead."""
         if alias == "auto":
             return
-        allowed = allowed_models(self.tenant(tenant_id))
+        allowed = allowed_models(await self.atenant(tenant_id))
         if allowed and alias not in allowed:
             raise GatewayError(
                 403,
@@ -63,6 +73,13 @@ class TenantDirectory:
     def forget(self) -> None:
         with self._lock:
             self._cache.clear()
+
+    async def _afetch(self, key: tuple[str, str], load: Callable[[], T | None]) -> T | None:
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and hit[0] > self._clock():
+            return hit[1]  # type: ignore[return-value]
+        return await asyncio.to_thread(load)
 
     def _cached(self, key: tuple[str, str], load: Callable[[], T | None]) -> T | None:
         now = self._clock()

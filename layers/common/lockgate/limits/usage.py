@@ -2,11 +2,16 @@
 
 Rows are aggregates (`*` for the tenant, `alias:<name>`, `key:<id>`), not request logs: the
 summary and the budget check are then single reads, in SQLite and DynamoDB alike.
+
+Records are added up in memory and written in one batch every `FLUSH_EVERY_S`: a write per
+request was the largest cost of serving one. Reads in this process include what is not written
+yet, so budgets stay exact here; other processes see it within the flush interval.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -19,7 +24,10 @@ from lockgate.policy import Price
 from lockgate.tenants.directory import TenantDirectory
 from lockgate.tenants.models import Budget
 
+log = logging.getLogger("lockgate.usage")
+
 ALL = "*"
+FLUSH_EVERY_S = 0.25
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
@@ -50,6 +58,8 @@ class UsageLedger:
         self._prices = prices
         self._directory = directory
         self._clock = clock
+        self._pending: dict[tuple[str, str, tuple[str, ...]], UsageTotals] = {}
+        self._flusher: asyncio.Task[None] | None = None
 
     async def record(
         self,
@@ -92,13 +102,42 @@ class UsageLedger:
             dims.append(f"alias:{alias}")
         if key_id:
             dims.append(f"key:{key_id}")
-        await asyncio.to_thread(self._store.add, tenant_id, event.period, dims, totals)
+        _add(
+            self._pending.setdefault((tenant_id, event.period, tuple(dims)), UsageTotals()), totals
+        )
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
         return event
 
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(FLUSH_EVERY_S)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Writes what has been recorded since the last flush; on failure keeps it for the
+        next one, so a backend blip loses nothing."""
+        batch, self._pending = self._pending, {}
+        if not batch:
+            return
+        try:
+            await asyncio.to_thread(self._write, batch)
+        except Exception:
+            log.exception("usage flush failed; %d rows kept for the next one", len(batch))
+            for key, totals in batch.items():
+                _add(self._pending.setdefault(key, UsageTotals()), totals)
+
+    def _write(self, batch: dict[tuple[str, str, tuple[str, ...]], UsageTotals]) -> None:
+        for (tenant_id, period, dims), totals in batch.items():
+            self._store.add(tenant_id, period, list(dims), totals)
+
     async def totals(self, tenant_id: str, period: str | None = None) -> dict[str, UsageTotals]:
-        return await asyncio.to_thread(
-            self._store.totals, tenant_id, period or month_of(self._clock())
-        )
+        period = period or month_of(self._clock())
+        rows = await asyncio.to_thread(self._store.totals, tenant_id, period)
+        for (tenant, month, dims), totals in self._pending.items():
+            if tenant == tenant_id and month == period:
+                for dim in dims:
+                    _add(rows.setdefault(dim, UsageTotals()), totals)
+        return rows
 
     async def budget(self, tenant_id: str, budget: Budget) -> BudgetStatus:
         period = month_of(self._clock())
@@ -135,6 +174,11 @@ class UsageLedger:
         if record is not None and not record.budget.unlimited:
             summary["budget"] = budget_status(record.budget, total, period).as_dict()
         return summary
+
+
+def _add(into: UsageTotals, more: UsageTotals) -> None:
+    for name in UsageTotals.counted():
+        setattr(into, name, getattr(into, name) + getattr(more, name))
 
 
 def _breakdown(rows: dict[str, UsageTotals], prefix: str) -> dict[str, dict[str, int | float]]:

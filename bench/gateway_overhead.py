@@ -64,7 +64,8 @@ models:
   mock:
     targets: [mock/gpt-bench]
 tiers: {{simple: mock, medium: mock, complex: mock}}
-cache: {{enabled: false}}  # this bench measures routing and relaying; caching has its own
+cache: {{enabled: false}}  # routing and relaying only: caching and safety have benches of their own
+safety: {{injection_action: "off"}}
 """
 
 

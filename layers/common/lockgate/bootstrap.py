@@ -184,7 +184,9 @@ class Container:
             except Exception:
                 # At interpreter exit (a Lambda's atexit) the thread pool may already be gone;
                 # nothing is lost: SQLite holds every record, snapshots only speed up a start.
-                log.warning("closing %r failed", close, exc_info=True)
+                log.warning(
+                    "closing %s failed", getattr(close, "__qualname__", close), exc_info=True
+                )
 
 
 def build(settings: Settings) -> Container:

@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
@@ -26,9 +27,9 @@ from lockgate.api.http import (
 )
 from lockgate.api.openai import ChunkEncoder, completion_body
 from lockgate.bootstrap import Container, build
-from lockgate.chat import ChatRequest
+from lockgate.chat import ChatChunk, ChatRequest, ChatResult, Usage
 from lockgate.observability import log_request
-from lockgate.pipeline import CacheControl, Gateway, RequestContext
+from lockgate.pipeline import CacheControl, RequestContext
 from lockgate.settings import Settings
 from lockgate.tenants.admin import admin_router
 
@@ -103,46 +104,30 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             return _error_response(request, exc, ctx)
         return json_response({"purged": removed, "alias": alias}, headers=ctx.headers())
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> Response:
+    async def chat(request: Request, wire: Wire) -> Response:
         started = time.perf_counter()
         ctx = RequestContext(request_id(request))
         try:
             gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
-            chat = parse(ChatRequest, await read_body(request, limit))
+            chat = wire.parse(await read_body(request, limit))
             control = CacheControl.of(chat, request.headers.get("cache-control"))
             if chat.stream:
-                return await _openai_stream(gateway, chat, ctx, control, started)
+                chunks = await gateway.stream(chat, ctx, control)
+                return _sse(wire, chat, chunks, ctx, started)
             result = await gateway.complete(chat, ctx, control)
-            body = completion_body(
-                result, completion_id=_id("chatcmpl-"), created=int(time.time()), model=_model(ctx)
-            )
-            response = json_response(body, headers=ctx.headers())
+            response = json_response(wire.body(result, _model(ctx)), headers=ctx.headers())
         except GatewayError as exc:
             response = _error_response(request, exc, ctx)
-        log_request(_fields(request.url.path, ctx, response.status_code), started)
+        log_request(_fields(wire.path, ctx, response.status_code), started)
         return response
 
-    @app.post("/v1/messages")
+    @app.post(OPENAI.path)
+    async def chat_completions(request: Request) -> Response:
+        return await chat(request, OPENAI)
+
+    @app.post(ANTHROPIC.path)
     async def messages(request: Request) -> Response:
-        started = time.perf_counter()
-        ctx = RequestContext(request_id(request))
-        try:
-            gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
-            wire = parse(anthropic_wire.MessagesRequest, await read_body(request, limit))
-            chat = anthropic_wire.to_chat_request(wire)
-            control = CacheControl.of(chat, request.headers.get("cache-control"))
-            if chat.stream:
-                return await _anthropic_stream(gateway, chat, ctx, control, started)
-            result = await gateway.complete(chat, ctx, control)
-            body = anthropic_wire.to_messages_response(
-                result, model=_model(ctx), message_id=_id("msg_")
-            )
-            response = json_response(body, headers=ctx.headers())
-        except GatewayError as exc:
-            response = _error_response(request, exc, ctx)
-        log_request(_fields(request.url.path, ctx, response.status_code), started)
-        return response
+        return await chat(request, ANTHROPIC)
 
     app.include_router(documents_router(gateway, limit))
     admin_key = container.settings.admin_key
@@ -152,77 +137,104 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     return app
 
 
-async def _openai_stream(
-    gateway: Gateway,
+class StreamEncoder(Protocol):
+    def start(self) -> bytes: ...
+
+    def chunk(self, chunk: ChatChunk) -> bytes: ...
+
+    def finish(
+        self, finish_reason: str, usage: Usage, sources: list[dict[str, Any]] | None
+    ) -> bytes: ...
+
+    def error(self, error: GatewayError) -> bytes: ...
+
+
+class Wire(Protocol):
+    """One protocol's request parsing and response encoding; the flow between is shared."""
+
+    path: str
+
+    def parse(self, body: bytes) -> ChatRequest: ...
+
+    def body(self, result: ChatResult, model: str) -> dict[str, Any]: ...
+
+    def encoder(self, chat: ChatRequest, model: str) -> StreamEncoder: ...
+
+    def error_body(self, error: GatewayError) -> dict[str, Any]: ...
+
+
+class _OpenAIWire:
+    path = "/v1/chat/completions"
+
+    def parse(self, body: bytes) -> ChatRequest:
+        return parse(ChatRequest, body)
+
+    def body(self, result: ChatResult, model: str) -> dict[str, Any]:
+        return completion_body(
+            result, completion_id=_id("chatcmpl-"), created=int(time.time()), model=model
+        )
+
+    def encoder(self, chat: ChatRequest, model: str) -> StreamEncoder:
+        return ChunkEncoder(
+            completion_id=_id("chatcmpl-"),
+            created=int(time.time()),
+            model=model,
+            include_usage=chat.wants_stream_usage,
+        )
+
+    def error_body(self, error: GatewayError) -> dict[str, Any]:
+        return error.openai_body()
+
+
+class _AnthropicWire:
+    path = "/v1/messages"
+
+    def parse(self, body: bytes) -> ChatRequest:
+        return anthropic_wire.to_chat_request(parse(anthropic_wire.MessagesRequest, body))
+
+    def body(self, result: ChatResult, model: str) -> dict[str, Any]:
+        return anthropic_wire.to_messages_response(result, model=model, message_id=_id("msg_"))
+
+    def encoder(self, chat: ChatRequest, model: str) -> StreamEncoder:
+        prompt_chars = sum(len(m.text()) for m in chat.messages)
+        return anthropic_wire.MessagesStreamEncoder(
+            model=model, message_id=_id("msg_"), input_tokens=prompt_chars // 4
+        )
+
+    def error_body(self, error: GatewayError) -> dict[str, Any]:
+        return anthropic_wire.anthropic_error_body(error.status, error.message)
+
+
+OPENAI: Wire = _OpenAIWire()
+ANTHROPIC: Wire = _AnthropicWire()
+
+
+def _sse(
+    wire: Wire,
     chat: ChatRequest,
+    chunks: AsyncIterator[ChatChunk],
     ctx: RequestContext,
-    control: CacheControl,
     started: float,
 ) -> Response:
-    path = "/v1/chat/completions"
-    chunks = await gateway.stream(chat, ctx, control)
-    encoder = ChunkEncoder(
-        completion_id=_id("chatcmpl-"),
-        created=int(time.time()),
-        model=_model(ctx),
-        include_usage=chat.wants_stream_usage,
-    )
+    encoder = wire.encoder(chat, _model(ctx))
 
     async def frames() -> AsyncIterator[bytes]:
         try:
+            if head := encoder.start():
+                yield head
             async for chunk in chunks:
                 if frame := encoder.chunk(chunk):
                     yield frame
                 if chunk.finish_reason:
-                    yield encoder.finish(
-                        chunk.finish_reason, chunk.usage or ctx.usage, chunk.sources
-                    )
+                    usage = chunk.usage or ctx.usage
+                    yield encoder.finish(chunk.finish_reason, usage, chunk.sources)
         except GatewayError as exc:
             yield encoder.error(exc)
         finally:
-            log_request(_fields(path, ctx, 200, stream=True), started)
+            log_request(_fields(wire.path, ctx, 200, stream=True), started)
 
-    return _sse(frames(), ctx)
-
-
-async def _anthropic_stream(
-    gateway: Gateway,
-    chat: ChatRequest,
-    ctx: RequestContext,
-    control: CacheControl,
-    started: float,
-) -> Response:
-    path = "/v1/messages"
-    chunks = await gateway.stream(chat, ctx, control)
-    prompt_chars = sum(len(m.text()) for m in chat.messages)
-    encoder = anthropic_wire.MessagesStreamEncoder(
-        model=_model(ctx), message_id=_id("msg_"), input_tokens=prompt_chars // 4
-    )
-
-    async def frames() -> AsyncIterator[bytes]:
-        try:
-            yield encoder.start()
-            async for chunk in chunks:
-                if frame := encoder.chunk(chunk):
-                    yield frame
-                if chunk.finish_reason:
-                    yield encoder.finish(
-                        chunk.finish_reason, chunk.usage or ctx.usage, chunk.sources
-                    )
-        except GatewayError as exc:
-            yield encoder.error(
-                anthropic_wire.anthropic_error_body(exc.status, exc.message)["error"]["type"],
-                exc.message,
-            )
-        finally:
-            log_request(_fields(path, ctx, 200, stream=True), started)
-
-    return _sse(frames(), ctx)
-
-
-def _sse(frames: AsyncIterator[bytes], ctx: RequestContext) -> Response:
     return StreamingResponse(
-        frames, media_type="text/event-stream", headers={**SSE_HEADERS, **ctx.headers()}
+        frames(), media_type="text/event-stream", headers={**SSE_HEADERS, **ctx.headers()}
     )
 
 
@@ -230,11 +242,8 @@ def _error_response(request: Request, error: GatewayError, ctx: RequestContext) 
     if ctx.outcome == "ok":
         ctx.outcome = error.code or error.type
     headers = {**ctx.headers(), **error.headers}
-    if request.url.path.startswith("/v1/messages"):
-        body = anthropic_wire.anthropic_error_body(error.status, error.message)
-    else:
-        body = error.openai_body()
-    return json_response(body, error.status, headers)
+    wire = ANTHROPIC if request.url.path.startswith(ANTHROPIC.path) else OPENAI
+    return json_response(wire.error_body(error), error.status, headers)
 
 
 def _fields(

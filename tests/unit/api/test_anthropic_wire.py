@@ -274,7 +274,7 @@ def encode(chunks: list[ChatChunk], *, fail: bool = False) -> bytes:
     encoder = MessagesStreamEncoder(model="claude-alias", message_id="msg_9", input_tokens=12)
     frames = [encoder.start(), *(encoder.chunk(c) for c in chunks)]
     if fail:
-        frames.append(encoder.error("overloaded_error", "upstream overloaded"))
+        frames.append(encoder.error(GatewayError(529, "upstream overloaded")))
     else:
         final = chunks[-1]
         frames.append(encoder.finish(final.finish_reason or "stop", final.usage or Usage()))

@@ -407,6 +407,6 @@ class MessagesStreamEncoder:
         frames.append(event_frame("message_stop", {"type": "message_stop"}))
         return b"".join(frames)
 
-    def error(self, error_type: str, message: str) -> bytes:
-        payload = {"type": "error", "error": {"type": error_type, "message": message}}
-        return event_frame("error", payload)
+    def error(self, error: GatewayError) -> bytes:
+        """A mid-stream failure, as Anthropic reports one: an `error` event, no message_stop."""
+        return event_frame("error", anthropic_error_body(error.status, error.message))

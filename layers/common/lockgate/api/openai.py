@@ -80,6 +80,10 @@ class ChunkEncoder:
             frame["usage"] = None
         return data_frame(frame)
 
+    def start(self) -> bytes:
+        """Nothing: OpenAI's first frame already carries content (with the role)."""
+        return b""
+
     def chunk(self, chunk: ChatChunk) -> bytes:
         delta: dict[str, Any] = {}
         if chunk.text:

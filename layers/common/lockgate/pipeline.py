@@ -220,18 +220,25 @@ class Gateway:
                 tenant, tenant.key_id, estimate_tokens(request)
             )
             ctx.extra_headers.update(admission.headers)
-            admission.check_model(request.model)
-        route = self._route(request, ctx, admission.max_routing_tier if admission else None)
-        safety = self._policy.safety_for(route.alias)
-        prompt_estimate = check_input_limits(request, safety)
-        if self._guard is not None:
-            guarded = await self._guard.check_request(request, safety)
-            request = guarded.request
-            ctx.extra_headers.update(guarded.headers)
-        if safety.redact_prompts:
-            request = redact_request(request)
-        admitted = _Admitted(request, route, admission, prompt_estimate)
-        await self._bind_collection(admitted, ctx)
+        try:
+            if admission is not None:
+                admission.check_model(request.model)
+            route = self._route(request, ctx, admission.max_routing_tier if admission else None)
+            safety = self._policy.safety_for(route.alias)
+            prompt_estimate = check_input_limits(request, safety)
+            if self._guard is not None:
+                guarded = await self._guard.check_request(request, safety)
+                request = guarded.request
+                ctx.extra_headers.update(guarded.headers)
+            if safety.redact_prompts:
+                request = redact_request(request)
+            admitted = _Admitted(request, route, admission, prompt_estimate)
+            await self._bind_collection(admitted, ctx)
+        except BaseException:
+            # A refused request used no tokens: give its estimate back.
+            if admission is not None and self.controls is not None:
+                await self.controls.limiter.settle(admission, 0)
+            raise
         return admitted
 
     async def _bind_collection(self, admitted: _Admitted, ctx: RequestContext) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lockgate.limits.ports import Acquired, Increment, UsageTotals
-from lockgate.stores.embedded.keys import connect
+from lockgate.stores.embedded.sqlite import connect
 
 _COUNTERS = """
 CREATE TABLE IF NOT EXISTS rate_counters (

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 
 from lockgate.rag.model import DocumentRecord
+from lockgate.stores.embedded.sqlite import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rag_documents (
@@ -49,10 +49,7 @@ class SqliteDocumentStore:
     worker thread would."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db = connect(path, timeout=5.0, synchronous="FULL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
 

@@ -8,13 +8,13 @@ purges go to a thread because a commit can wait on the disk.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from lockgate.cache.ports import CacheEntry
+from lockgate.stores.embedded.sqlite import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS exact_cache (
@@ -53,11 +53,7 @@ class SqliteExactCache:
         sweep_every: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if isinstance(path, Path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = connect(path, timeout=5.0)
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._clock = clock

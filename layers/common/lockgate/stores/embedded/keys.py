@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from lockgate.stores.embedded.sqlite import connect
 from lockgate.tenants.keys import Tenant, generate_key_id, same_hash
 from lockgate.tenants.models import ApiKeyRecord, RateLimits
 
@@ -33,21 +34,6 @@ _ADDED = {
 }
 
 _COLUMNS = "key_id, tenant_id, key_hash, name, created_at, expires_at, revoked_at, limits"
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection shared by threads (callers serialise with a lock), in WAL mode so readers
-    in other processes never wait for a writer, and waiting for a writer rather than failing.
-
-    `synchronous=NORMAL` syncs at checkpoints instead of at every commit: in WAL mode the
-    database cannot be corrupted by it, and only a power cut can lose the last few commits,
-    which for counters and usage is a fair price for not syncing the disk on every request."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA busy_timeout=30000")
-    return db
 
 
 class SqliteKeyStore:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from lockgate.stores.embedded.keys import connect
+from lockgate.stores.embedded.sqlite import connect
 from lockgate.tenants.models import TenantRecord
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS tenants (id TEXT PRIMARY KEY, record TEXT NOT NULL)"

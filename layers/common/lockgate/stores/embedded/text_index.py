@@ -13,12 +13,12 @@ import asyncio
 import hashlib
 import json
 import re
-import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from lockgate.rag.ports import TextHit, TextRecord
+from lockgate.stores.embedded.sqlite import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rag_text (
@@ -59,10 +59,7 @@ def _ns_token(namespace: str) -> str:
 
 class SqliteTextIndex:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db = connect(path, timeout=5.0, synchronous="FULL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
 

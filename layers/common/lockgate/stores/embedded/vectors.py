@@ -20,7 +20,6 @@ import asyncio
 import hashlib
 import json
 import os
-import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from lockgate.embeddings.base import Vectors
+from lockgate.stores.embedded.sqlite import connect
 from lockgate.stores.embedded.vectors_checks import check_name, check_prefix, unit_vector
 from lockgate.stores.embedded.vectors_partition import (
     ExactPartition,
@@ -100,9 +100,7 @@ class EmbeddedVectorIndex:
         self._snapshots = path.with_name(path.name + ".hnsw")
         self._dim = dimensions
         self._options = options or HnswOptions()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = connect(path, timeout=5.0)
         self._db.executescript(_SCHEMA)
         self._write_lock = threading.Lock()
         self._memory_lock = threading.Lock()

@@ -7,15 +7,14 @@ its own: the BM25 side needs no vectors and the k-NN side no analysed text.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
-from opensearchpy import AsyncOpenSearch, NotFoundError
+from opensearchpy import AsyncOpenSearch
 
 from lockgate.rag.ports import TextHit, TextRecord
+from lockgate.stores.opensearch.indexing import OpenSearchIndex, Refresh
 
-Refresh = Literal["true", "false", "wait_for"]
 MAX_QUERY_CHARS = 2000
 
 
@@ -23,12 +22,9 @@ class OpenSearchTextError(RuntimeError):
     """A write OpenSearch rejected, with its reasons (never the documents' text)."""
 
 
-def doc_id(namespace: str, record_id: str) -> str:
-    """A document id unique per (namespace, id), within OpenSearch's 512-byte id limit."""
-    return hashlib.sha256(f"{namespace}\x00{record_id}".encode()).hexdigest()
+class OpenSearchTextIndex(OpenSearchIndex):
+    error = OpenSearchTextError
 
-
-class OpenSearchTextIndex:
     def __init__(
         self,
         client: AsyncOpenSearch,
@@ -37,10 +33,8 @@ class OpenSearchTextIndex:
         analyzer: str = "english",
         refresh: Refresh = "false",
     ) -> None:
-        self._client = client
-        self._index = index
+        super().__init__(client, index, refresh=refresh)
         self._analyzer = analyzer
-        self._refresh = refresh
 
     def index_body(self) -> dict[str, Any]:
         return {
@@ -55,28 +49,10 @@ class OpenSearchTextIndex:
             },
         }
 
-    async def ensure_index(self) -> None:
-        if not await self._client.indices.exists(index=self._index):
-            await self._client.indices.create(index=self._index, body=self.index_body())
-
     async def upsert(self, records: Sequence[TextRecord]) -> None:
         if not records:
             return
-        body: list[dict[str, Any]] = []
-        for record in records:
-            body.append(
-                {"index": {"_index": self._index, "_id": doc_id(record.namespace, record.id)}}
-            )
-            body.append(
-                {
-                    "text": record.text,
-                    "namespace": record.namespace,
-                    "record_id": record.id,
-                    "payload": record.payload,
-                }
-            )
-        response = await self._client.bulk(body=body, refresh=self._refresh)
-        _raise_for_items(response, allowed_statuses=())
+        await self._index_documents([(record, {"text": record.text}) for record in records])
 
     async def search(self, query: str, *, namespace: str, k: int) -> list[TextHit]:
         if k <= 0 or not query.strip():
@@ -91,58 +67,16 @@ class OpenSearchTextIndex:
                 }
             },
         }
-        try:
-            response = await self._client.search(index=self._index, body=body)
-        except NotFoundError:
-            return []
-        hits: list[TextHit] = []
-        for hit in response.get("hits", {}).get("hits", []):
-            source = hit.get("_source", {})
-            if source.get("namespace") != namespace:
-                continue
-            hits.append(
-                TextHit(
-                    id=str(source["record_id"]),
-                    score=float(hit.get("_score") or 0.0),
-                    payload=dict(source.get("payload") or {}),
-                )
+        return [
+            TextHit(
+                id=str(hit["_source"]["record_id"]),
+                score=float(hit.get("_score") or 0.0),
+                payload=dict(hit["_source"].get("payload") or {}),
             )
-        return hits
-
-    async def delete(self, ids: Sequence[str], *, namespace: str) -> None:
-        if not ids:
-            return
-        body = [{"delete": {"_index": self._index, "_id": doc_id(namespace, i)}} for i in ids]
-        response = await self._client.bulk(body=body, refresh=self._refresh)
-        _raise_for_items(response, allowed_statuses=(404,))
+            for hit in await self._search(body, namespace=namespace)
+        ]
 
     async def delete_namespace(self, namespace_prefix: str) -> int:
         if not namespace_prefix:
             raise ValueError("an empty prefix would delete every namespace")
-        try:
-            response = await self._client.delete_by_query(
-                index=self._index,
-                body={"query": {"prefix": {"namespace": namespace_prefix}}},
-                conflicts="proceed",
-                refresh=True,
-            )
-        except NotFoundError:
-            return 0
-        return int(response.get("deleted", 0))
-
-    async def close(self) -> None:
-        await self._client.close()
-
-
-def _raise_for_items(response: dict[str, Any], allowed_statuses: tuple[int, ...]) -> None:
-    if not response.get("errors"):
-        return
-    reasons = []
-    for item in response.get("items", []):
-        (result,) = item.values()
-        if result.get("status", 200) < 300 or result.get("status") in allowed_statuses:
-            continue
-        error = result.get("error") or {}
-        reasons.append(f"{error.get('type', result.get('status'))}: {error.get('reason', '')}")
-    if reasons:
-        raise OpenSearchTextError(f"OpenSearch rejected {len(reasons)} bulk item(s): {reasons[:3]}")
+        return await self._delete_prefix(namespace_prefix)

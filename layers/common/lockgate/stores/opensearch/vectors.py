@@ -17,27 +17,28 @@ the namespace again before they are returned.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
-from opensearchpy import AsyncOpenSearch, NotFoundError
+from opensearchpy import AsyncOpenSearch
 
 from lockgate.embeddings.base import Vectors
 from lockgate.stores.embedded.vectors_checks import check_name, check_prefix, unit_vector
+from lockgate.stores.opensearch.indexing import Keyed, OpenSearchIndex, Refresh
 from lockgate.stores.ports import VectorHit, VectorRecord
 
 SpaceType = Literal["innerproduct", "cosinesimil"]
-Refresh = Literal["false", "true", "wait_for"]
 
 
 class OpenSearchError(RuntimeError):
     """A write OpenSearch rejected, with its reasons (never the request's vectors)."""
 
 
-class OpenSearchVectorIndex:
+class OpenSearchVectorIndex(OpenSearchIndex):
     """`VectorIndex` over one OpenSearch index, for one embedding model (one dimension)."""
+
+    error = OpenSearchError
 
     def __init__(
         self,
@@ -56,14 +57,12 @@ class OpenSearchVectorIndex:
             raise ValueError("dimensions must be positive")
         if space_type not in ("innerproduct", "cosinesimil"):
             raise ValueError("space_type must be innerproduct or cosinesimil")
-        self._client = client
-        self._index = index
+        super().__init__(client, index, refresh=refresh)
         self._dim = dimensions
         self._space = space_type
         self._m = m
         self._ef_construction = ef_construction
         self._ef_search = ef_search
-        self._refresh = refresh
         self._field = field
 
     def index_body(self) -> dict[str, Any]:
@@ -91,8 +90,7 @@ class OpenSearchVectorIndex:
 
     async def ensure_index(self) -> None:
         """Creates the index if missing; fails clearly if it exists with another dimension."""
-        if not await self._client.indices.exists(index=self._index):
-            await self._client.indices.create(index=self._index, body=self.index_body())
+        if await self._create_if_missing():
             return
         mapping: dict[str, Any] = await self._client.indices.get_mapping(index=self._index)
         first: dict[str, Any] = next(iter(mapping.values()), {})
@@ -107,24 +105,13 @@ class OpenSearchVectorIndex:
     async def upsert(self, records: Sequence[VectorRecord]) -> None:
         if not records:
             return
-        body: list[dict[str, Any]] = []
+        documents: list[tuple[Keyed, dict[str, Any]]] = []
         for record in records:
             check_name(record.namespace, "namespace")
             check_name(record.id, "record id")
             vector = unit_vector(record.vector, self._dim)
-            body.append(
-                {"index": {"_index": self._index, "_id": doc_id(record.namespace, record.id)}}
-            )
-            body.append(
-                {
-                    self._field: vector.tolist(),
-                    "namespace": record.namespace,
-                    "record_id": record.id,
-                    "payload": record.payload,
-                }
-            )
-        response = await self._client.bulk(body=body, refresh=self._refresh)
-        _raise_for_items(response, allowed_statuses=())
+            documents.append((record, {self._field: vector.tolist()}))
+        await self._index_documents(documents)
 
     async def search(self, vector: Vectors, *, namespace: str, k: int) -> list[VectorHit]:
         if k <= 0:
@@ -143,15 +130,9 @@ class OpenSearchVectorIndex:
                 }
             },
         }
-        try:
-            response = await self._client.search(index=self._index, body=body)
-        except NotFoundError:
-            return []
         hits: list[VectorHit] = []
-        for hit in response.get("hits", {}).get("hits", []):
-            source = hit.get("_source", {})
-            if source.get("namespace") != namespace:
-                continue
+        for hit in await self._search(body, namespace=namespace):
+            source = hit["_source"]
             hits.append(
                 VectorHit(
                     id=str(source["record_id"]),
@@ -162,28 +143,9 @@ class OpenSearchVectorIndex:
         hits.sort(key=lambda h: h.score, reverse=True)
         return hits[:k]
 
-    async def delete(self, ids: Sequence[str], *, namespace: str) -> None:
-        if not ids:
-            return
-        body = [{"delete": {"_index": self._index, "_id": doc_id(namespace, i)}} for i in ids]
-        response = await self._client.bulk(body=body, refresh=self._refresh)
-        _raise_for_items(response, allowed_statuses=(404,))
-
     async def delete_namespace(self, namespace_prefix: str) -> int:
         check_prefix(namespace_prefix)
-        try:
-            response = await self._client.delete_by_query(
-                index=self._index,
-                body={"query": {"prefix": {"namespace": namespace_prefix}}},
-                conflicts="proceed",
-                refresh=True,
-            )
-        except NotFoundError:
-            return 0
-        return int(response.get("deleted", 0))
-
-    async def close(self) -> None:
-        await self._client.close()
+        return await self._delete_prefix(namespace_prefix)
 
     def _cosine(self, query: Vectors, stored: Any, score: Any) -> float:
         if stored is not None:
@@ -195,26 +157,7 @@ class OpenSearchVectorIndex:
         return min(1.0, max(-1.0, value))
 
 
-def doc_id(namespace: str, record_id: str) -> str:
-    """A document id unique per (namespace, id), within OpenSearch's 512-byte id limit."""
-    return hashlib.sha256(f"{namespace}\x00{record_id}".encode()).hexdigest()
-
-
 def _cosine_from_innerproduct_score(score: float) -> float:
     """Inverts the k-NN plugin's innerproduct score (score = 1 + ip for ip >= 0, else
     1 / (1 - ip)); only used when the stored vector is not returned."""
     return score - 1.0 if score >= 1.0 else 1.0 - 1.0 / score
-
-
-def _raise_for_items(response: dict[str, Any], allowed_statuses: tuple[int, ...]) -> None:
-    if not response.get("errors"):
-        return
-    reasons = []
-    for item in response.get("items", []):
-        (result,) = item.values()
-        if result.get("status", 200) < 300 or result.get("status") in allowed_statuses:
-            continue
-        error = result.get("error") or {}
-        reasons.append(f"{error.get('type', result.get('status'))}: {error.get('reason', '')}")
-    if reasons:
-        raise OpenSearchError(f"OpenSearch rejected {len(reasons)} bulk item(s): {reasons[:3]}")

@@ -21,6 +21,8 @@ from lockgate.providers.anthropic import AnthropicProvider
 from lockgate.providers.anthropic.translate import request_arguments
 from lockgate.providers.errors import ErrorKind, ProviderError
 
+from tests.unit.providers.helpers import TOOLS, serve, until_client_leaves
+
 API_KEY = "sk-ant-test-secret-key"
 
 MESSAGE = {
@@ -164,17 +166,10 @@ class Upstream:
             request.transport.close()
             return response
         if model == "hang":
-            await self._until_client_leaves(request)
+            await until_client_leaves(request, self.disconnected)
             return response
         await response.write_eof()
         return response
-
-    async def _until_client_leaves(self, request: web.Request) -> None:
-        for _ in range(500):
-            if request.transport is None or request.transport.is_closing():
-                self.disconnected.set()
-                return
-            await asyncio.sleep(0.01)
 
 
 @asynccontextmanager
@@ -182,15 +177,8 @@ async def upstream() -> AsyncIterator[tuple[str, Upstream]]:
     state = Upstream()
     app = web.Application()
     app.router.add_post("/v1/messages", state.messages)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}", state
-    finally:
-        await runner.cleanup()
+    async with serve(app) as url:
+        yield url, state
 
 
 @asynccontextmanager
@@ -206,18 +194,6 @@ async def provider(base_url: str, **timeouts: float) -> AsyncIterator[AnthropicP
 def chat(**fields: Any) -> ChatRequest:
     fields.setdefault("messages", [{"role": "user", "content": "Weather in Paris?"}])
     return ChatRequest(model="alias", **fields)
-
-
-TOOLS: list[dict[str, Any]] = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Current weather",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-        },
-    }
-]
 
 
 async def collect(adapter: AnthropicProvider, model: str) -> list[ChatChunk]:

@@ -30,16 +30,7 @@ from lockgate.providers.bedrock.stream import StreamTranslator, iterate_in_threa
 from lockgate.providers.bedrock.translate import converse_arguments
 from lockgate.providers.errors import ErrorKind, ProviderError
 
-TOOLS: list[dict[str, Any]] = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Current weather",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-        },
-    }
-]
+from tests.unit.providers.helpers import TOOLS, serve, until_client_leaves
 
 CONVERSATION: list[dict[str, Any]] = [
     {"role": "system", "content": "Be brief."},
@@ -312,7 +303,7 @@ class StreamServer:
         for chunk in self._frames(model):
             await response.write(chunk)
         if model == "hang":
-            await self._until_client_leaves(request)
+            await until_client_leaves(request, self.disconnected)
             return response
         if model == "dropped":
             assert request.transport is not None
@@ -320,13 +311,6 @@ class StreamServer:
             return response
         await response.write_eof()
         return response
-
-    async def _until_client_leaves(self, request: web.Request) -> None:
-        for _ in range(500):
-            if request.transport is None or request.transport.is_closing():
-                self.disconnected.set()
-                return
-            await asyncio.sleep(0.01)
 
     @staticmethod
     def _frames(model: str) -> list[bytes]:
@@ -344,15 +328,8 @@ async def bedrock_server() -> AsyncIterator[tuple[str, StreamServer]]:
     state = StreamServer()
     app = web.Application()
     app.router.add_post("/model/{model}/converse-stream", state.converse_stream)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}", state
-    finally:
-        await runner.cleanup()
+    async with serve(app) as url:
+        yield url, state
 
 
 @asynccontextmanager

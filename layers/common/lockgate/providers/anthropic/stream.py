@@ -1,9 +1,8 @@
 """Messages API stream events → canonical chunks.
 
-Anthropic streams content blocks by their position in the message; OpenAI-shaped tool-call
-deltas are numbered among tool calls only. The translator keeps that mapping and holds the
-finish reason and usage back until `message_stop`, so a stream cut after `message_delta` is
-still seen as a cut.
+Tool-use blocks become OpenAI-shaped tool-call deltas; the translator holds the finish reason
+and usage back until `message_stop`, so a stream cut after `message_delta` is still seen as a
+cut.
 """
 
 from __future__ import annotations
@@ -13,11 +12,12 @@ from typing import Any
 
 from lockgate.chat import ChatChunk, Usage
 from lockgate.providers.anthropic.translate import INPUT_FIELDS, finish_reason
+from lockgate.providers.blocks import ToolCallDeltas
 
 
 class StreamTranslator:
     def __init__(self) -> None:
-        self._tool_index: dict[int, int] = {}
+        self._tool_calls = ToolCallDeltas()
         self._input = dict.fromkeys(INPUT_FIELDS, 0)
         self._completion_tokens = 0
         self._stop_reason: str | None = None
@@ -54,27 +54,15 @@ class StreamTranslator:
             return ChatChunk(text=block.text) if block.text else None
         if block.type != "tool_use":
             return None
-        index = len(self._tool_index)
-        self._tool_index[event.index] = index
         initial = json.dumps(block.input) if block.input else ""
-        call = {
-            "index": index,
-            "id": block.id,
-            "type": "function",
-            "function": {"name": block.name, "arguments": initial},
-        }
-        return ChatChunk(tool_calls=[call])
+        return self._tool_calls.start(event.index, block.id, block.name, initial)
 
     def _on_block_delta(self, event: Any) -> ChatChunk | None:
         delta = event.delta
         if delta.type == "text_delta":
             return ChatChunk(text=delta.text) if delta.text else None
         if delta.type == "input_json_delta" and delta.partial_json:
-            index = self._tool_index.get(event.index)
-            if index is None:
-                return None
-            call = {"index": index, "function": {"arguments": delta.partial_json}}
-            return ChatChunk(tool_calls=[call])
+            return self._tool_calls.arguments(event.index, delta.partial_json)
         return None
 
     def _on_message_delta(self, event: Any) -> None:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from lockgate.chat import ChatChunk, Usage
 from lockgate.providers.bedrock.translate import finish_reason, usage_from
+from lockgate.providers.blocks import ToolCallDeltas
 
 T = TypeVar("T")
 
@@ -28,7 +29,7 @@ class StreamTranslator:
     """
 
     def __init__(self) -> None:
-        self._tool_index: dict[int, int] = {}
+        self._tool_calls = ToolCallDeltas()
         self._stop_reason: str | None = None
         self._stopped = False
         self._usage: Usage | None = None
@@ -49,25 +50,17 @@ class StreamTranslator:
         use = (event.get("start") or {}).get("toolUse")
         if not use:
             return None
-        index = len(self._tool_index)
-        self._tool_index[event.get("contentBlockIndex", 0)] = index
-        call = {
-            "index": index,
-            "id": use.get("toolUseId", ""),
-            "type": "function",
-            "function": {"name": use.get("name", ""), "arguments": ""},
-        }
-        return ChatChunk(tool_calls=[call])
+        block = event.get("contentBlockIndex", 0)
+        return self._tool_calls.start(block, use.get("toolUseId", ""), use.get("name", ""))
 
     def _on_block_delta(self, event: dict[str, Any]) -> ChatChunk | None:
         delta = event.get("delta") or {}
         if delta.get("text"):
             return ChatChunk(text=delta["text"])
         arguments = (delta.get("toolUse") or {}).get("input")
-        index = self._tool_index.get(event.get("contentBlockIndex", 0))
-        if not arguments or index is None:
+        if not arguments:
             return None
-        return ChatChunk(tool_calls=[{"index": index, "function": {"arguments": arguments}}])
+        return self._tool_calls.arguments(event.get("contentBlockIndex", 0), arguments)
 
     def final(self) -> ChatChunk | None:
         if not self._stopped:

@@ -27,7 +27,7 @@ from lockgate.embeddings.local import MiniLMEmbedder
 from lockgate.safety.injection import InjectionDetector
 from lockgate.safety.model import read_card
 
-DATA = Path("/work/shared/data/prompt-injection/deepset-prompt-injections")
+DATA = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "prompt-injection"
 RESULTS = Path(__file__).parent / "results" / "safety.md"
 
 ASSISTANT_PROBE = [

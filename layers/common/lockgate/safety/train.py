@@ -33,7 +33,7 @@ import numpy.typing as npt
 from lockgate.safety.features import ngram_features, normalise, rule_features
 from lockgate.safety.model import MODEL_DIR, InjectionModel
 
-DEFAULT_DATA = Path("/work/shared/data/prompt-injection/deepset-prompt-injections")
+DEFAULT_DATA = Path(__file__).resolve().parents[4] / "tests" / "fixtures" / "prompt-injection"
 SEED = 0
 FOLDS = 5
 L2 = 3e-4

@@ -7,22 +7,13 @@ that slips into a message (an upstream error quoting a key, a header in an excep
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 from typing import Any
 
 import orjson
 
-_SECRET = re.compile(
-    r"(?:sk-[A-Za-z0-9_\-]{8,}|lg-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,}"
-    r"|AKIA[0-9A-Z]{16}|(?i:bearer)\s+[A-Za-z0-9._\-]{8,}"
-    r"|(?i:api[_-]?key|secret|password|token)[\"']?\s*[:=]\s*[\"']?[^\s\"',}]{6,})"
-)
-
-
-def redact(text: str) -> str:
-    return _SECRET.sub("[REDACTED]", text)
+from lockgate.safety.redaction import redact
 
 
 class JsonFormatter(logging.Formatter):

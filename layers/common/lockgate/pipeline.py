@@ -348,16 +348,17 @@ class Gateway:
     async def _lookup(
         self, admitted: _Admitted, ctx: RequestContext, control: CacheControl
     ) -> CachedAnswer | None:
-        if self.cache is None or ctx.tenant is None:
+        route = admitted.route
+        policy = self._policy.cache_for(route.alias)
+        if self.cache is None or ctx.tenant is None or not policy.enabled:
             return None
         ctx.cache = "miss"
-        route = admitted.route
         cached = await self.cache.lookup(
             ctx.tenant.id,
             route.alias,
             route.tier,
             admitted.request,
-            self._policy.cache_for(route.alias),
+            policy,
             admitted.rag_version,
             read=control.read,
         )

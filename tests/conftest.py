@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from tests.support.servers import mock_upstream
@@ -14,8 +13,3 @@ from tests.support.servers import mock_upstream
 def upstream() -> Iterator[str]:
     with mock_upstream() as url:
         yield url
-
-
-@pytest.fixture(autouse=False)
-def reset_upstream(upstream: str) -> None:
-    httpx.post(f"{upstream}/_mock/reset")

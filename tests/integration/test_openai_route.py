@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import openai
@@ -125,3 +126,14 @@ async def test_async_client_streams(gw: RunningGateway) -> None:
     text = [c.choices[0].delta.content async for c in stream if c.choices]
     assert "".join(t or "" for t in text)
     await client.close()
+
+
+def test_request_log_explains_the_tier(
+    client: openai.OpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lockgate.access")
+    client.chat.completions.create(
+        model="auto", messages=ask("Explain why this fails: ```def f(): return f()```")
+    )
+    fields = [getattr(r, "fields", {}) for r in caplog.records if r.name == "lockgate.access"]
+    assert any("code" in (f.get("tier_reason") or "") for f in fields)

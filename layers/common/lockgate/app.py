@@ -257,6 +257,7 @@ def _fields(
         "tenant": ctx.tenant.id if ctx.tenant else None,
         "alias": ctx.alias,
         "tier": ctx.tier,
+        "tier_reason": ctx.tier_reason,
         "model": ctx.model,
         "attempts": ctx.attempts,
         "prompt_tokens": ctx.usage.prompt_tokens,

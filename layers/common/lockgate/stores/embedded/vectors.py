@@ -179,7 +179,11 @@ class EmbeddedVectorIndex:
                     stale.unlink(missing_ok=True)
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self.close)
+        try:
+            await asyncio.to_thread(self.close)
+        except RuntimeError:
+            # At interpreter exit the thread pool is gone; closing inline is then harmless.
+            self.close()
 
     def close(self) -> None:
         self.save()

@@ -84,6 +84,7 @@ class Context:
     servers: Servers
     workdir: Path
     cpus: Cpus
+    meter: CpuMeter
     mock: Server | None = None
 
     @property
@@ -232,6 +233,7 @@ def measure(ctx: Context, system: System, server: Server) -> SystemResult:
     args = ctx.args
     target = Target(system.name, server.port, system.model, system.api_key)
     result = SystemResult(system.name)
+    before = ctx.meter.snapshot()
     reply = probe(target, stream=False)
     probe(target, stream=True)
     result.headers = {
@@ -252,6 +254,7 @@ def measure(ctx: Context, system: System, server: Server) -> SystemResult:
         result.load[connections] = load
         result.errors += load.errors
     result.rss_after_load = server.rss_bytes()
+    result.others_cpu = ctx.meter.others_share(before)
     _log(
         f"{system.name}: c=1 p50 {result.c1_p50:.2f} ms, first chunk {result.ttft_p50:.2f} ms, "
         f"c=64 {result.load[64].rps:,.0f} req/s"
@@ -271,6 +274,7 @@ def long_run(ctx: Context, system: System, server: Server) -> MemoryResult:
     """RSS after a warm-up, then after each fifth of `--requests` at c=16."""
     args = ctx.args
     target = Target(system.name, server.port, system.model, system.api_key)
+    before = ctx.meter.snapshot()
     deadline = time.monotonic() + args.long_run_budget
     warm_n = max(1000, args.requests // 10)
     warm = run_wrk(target, 16, args.long_run_budget / 4, limit=warm_n, cpus=ctx.cpus.load)
@@ -282,7 +286,7 @@ def long_run(ctx: Context, system: System, server: Server) -> MemoryResult:
         served, errors = served + load.requests, errors + load.errors
         samples.append((served, server.rss_bytes()))
         _log(f"{system.name}: long run {served:,}/{args.requests:,}, RSS {samples[-1][1] >> 20} MB")
-    return MemoryResult(samples, errors)
+    return MemoryResult(samples, errors, ctx.meter.others_share(before))
 
 
 def profile(ctx: Context, system: System, server: Server) -> str:
@@ -454,13 +458,10 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="lockgate-bench-") as tmp,
         Servers(Path(tmp)) as servers,
     ):
-        ctx = Context(args, servers, Path(tmp), cpus)
-        mock = ctx.mock = start_mock(ctx)
-        meter = CpuMeter(lambda: mock.pids())
+        ctx = Context(args, servers, Path(tmp), cpus, CpuMeter(servers.pids))
+        ctx.mock = start_mock(ctx)
         for system in selected(args):
-            before = meter.snapshot()
             result, long, prof = run_system(ctx, system)
-            result.others_cpu = meter.others_share(before)
             results[system.name] = result
             memory = memory or long
             if prof:

@@ -150,6 +150,10 @@ class Servers(contextlib.AbstractContextManager["Servers"]):
             time.sleep(0.25)
         raise StartError(f"{server.name} not ready after {timeout:.0f}s:\n{server.log_tail()}")
 
+    def pids(self) -> list[int]:
+        """Every process of every server still running."""
+        return [pid for server in self._started for pid in server.pids()]
+
     def stop(self, server: Server) -> None:
         """SIGTERM to the whole group, SIGKILL after ten seconds."""
         if server in self._started:

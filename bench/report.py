@@ -48,6 +48,7 @@ class MemoryResult:
 
     samples: list[tuple[int, int]]
     errors: int
+    others_cpu: float | None = None
 
     @property
     def requests(self) -> int:
@@ -262,7 +263,8 @@ def ratios(run: Run) -> str:
         series = ", ".join(f"{n:,}: {rss / MB:.1f}" for n, rss in run.memory.samples)
         lines.append(
             f"- Lockgate RSS (MB) by requests served in the long run: {series} "
-            f"(growth {run.memory.growth_mb:+.1f} MB; {run.memory.errors} failed)."
+            f"(growth {run.memory.growth_mb:+.1f} MB; {run.memory.errors} failed; other work "
+            f"took {_percent(run.memory.others_cpu)} of the CPUs meanwhile)."
         )
     lines += by_prompt(run)
     lockgate = run.results.get(LOCKGATE)

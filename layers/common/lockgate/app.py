@@ -121,13 +121,16 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         log_request(_fields(wire.path, ctx, response.status_code), started)
         return response
 
-    @app.post(OPENAI.path)
     async def chat_completions(request: Request) -> Response:
         return await chat(request, OPENAI)
 
-    @app.post(ANTHROPIC.path)
     async def messages(request: Request) -> Response:
         return await chat(request, ANTHROPIC)
+
+    # The chat routes are the hot path: mounted as plain Starlette routes, they skip FastAPI's
+    # per-request dependency resolution, which they do not use.
+    app.add_route(OPENAI.path, chat_completions, methods=["POST"])
+    app.add_route(ANTHROPIC.path, messages, methods=["POST"])
 
     app.include_router(documents_router(gateway, limit))
     admin_key = container.settings.admin_key

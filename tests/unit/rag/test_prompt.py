@@ -48,6 +48,7 @@ def test_retrieved_text_cannot_close_the_wrapper_or_fake_a_turn() -> None:
     user = messages[-1].text()
     assert user.count("</source>") == 1 and user.count("<source ") == 1
     assert "&lt;/source&gt;" in user
+    assert "<|im_start|>" not in user and "<|im_end|>" not in user
 
 
 def test_context_stays_within_budget_but_keeps_the_best_source() -> None:

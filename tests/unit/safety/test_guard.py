@@ -92,3 +92,14 @@ def test_message_count_and_prompt_tokens_are_limited() -> None:
         check_input_limits(chat("word " * 500), SafetyPolicy(max_prompt_tokens=100))
     assert long.value.code == "context_length_exceeded" and long.value.status == 400
     assert check_input_limits(chat("hi"), SafetyPolicy(max_prompt_tokens=100)) < 100
+
+
+async def test_instructional_help_pages_are_not_refused(guard: InjectionGuard) -> None:
+    help_pages = [
+        "To return an item, go to Orders, select the item and click Return. Print the label "
+        "and drop the parcel at any post office within 30 days.",
+        "Reset your password: open Settings, choose Security, enter your email address and "
+        "follow the link we send you.",
+    ]
+    checked = await guard.check_chunks(help_pages, SafetyPolicy(injection_action="block"))
+    assert checked.kept == (0, 1)

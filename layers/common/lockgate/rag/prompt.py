@@ -38,7 +38,10 @@ _CITATION = re.compile(r"\[(\d{1,2})\]")
 
 
 def _defuse(text: str) -> str:
-    return _TAG.sub(lambda m: m.group(0).replace("<", "&lt;").replace(">", "&gt;"), text)
+    """Tag-like text escaped, and chat-template markers (`<|im_start|>`) broken up, so a
+    document can neither close its wrapper nor open a turn of its own."""
+    text = _TAG.sub(lambda m: m.group(0).replace("<", "&lt;").replace(">", "&gt;"), text)
+    return text.replace("<|", "&lt;|").replace("|>", "|&gt;")
 
 
 def _attribute(text: str) -> str:

@@ -20,6 +20,8 @@ from lockgate.safety.injection import InjectionDetector, Verdict
 
 UNTRUSTED_ROLES = frozenset({"user", "tool", "function"})
 SAFETY_HEADER = "x-lockgate-safety"
+SURE_LAYERS = frozenset({"rules", "similarity"})
+"""Layers precise enough to act on text that was not written as a chat prompt."""
 
 
 @dataclass(slots=True)
@@ -88,20 +90,24 @@ class InjectionGuard:
 
     async def check_chunks(self, chunks: Sequence[str], policy: SafetyPolicy) -> ChunkResult:
         """For retrieved text. `block` refuses the request (the answer would rest on a
-        poisoned document); `strip` keeps only the clean chunks; `flag` keeps all."""
+        poisoned document); `strip` keeps only the clean chunks; `flag` keeps all.
+
+        Only the rule and known-attack layers act on documents: help pages are written as
+        instructions ("open Settings and click..."), which the classifier, trained on chat
+        prompts, scores like an attack; its verdicts on chunks are flagged, never acted on."""
         everything = tuple(range(len(chunks)))
         if policy.injection_action == "off" or not chunks:
             return ChunkResult(everything, None)
         verdict = await self._detector.scan(list(chunks), threshold=policy.injection_threshold)
         if not verdict.injection:
             return ChunkResult(everything, verdict)
+        acted = tuple(t.index for t in verdict.texts if t.injection and t.layer in SURE_LAYERS)
+        if policy.injection_action == "flag" or not acted:
+            return ChunkResult(everything, verdict, {SAFETY_HEADER: _header(verdict, "flag")})
         if policy.injection_action == "block":
-            raise content_policy_error(verdict, f"retrieved document chunk {verdict.offending[0]}")
-        headers = {SAFETY_HEADER: _header(verdict, policy.injection_action)}
-        if policy.injection_action == "flag":
-            return ChunkResult(everything, verdict, headers)
-        kept = tuple(i for i in everything if i not in verdict.offending)
-        return ChunkResult(kept, verdict, headers)
+            raise content_policy_error(verdict, f"retrieved document chunk {acted[0]}")
+        headers = {SAFETY_HEADER: _header(verdict, "strip")}
+        return ChunkResult(tuple(i for i in everything if i not in acted), verdict, headers)
 
 
 def _header(verdict: Verdict, action: str) -> str:

@@ -27,6 +27,8 @@ from lockgate.policy import AnthropicProviderConfig, Timeouts
 from lockgate.providers.anthropic import AnthropicProvider
 from lockgate.providers.anthropic.translate import request_arguments
 
+from tests.support.servers import serve
+
 WEATHER_TOOL = {
     "name": "get_weather",
     "description": "Current weather",
@@ -293,15 +295,8 @@ async def serving(body: bytes) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_post("/v1/messages", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve(app) as url:
+        yield url
 
 
 async def sdk_final_message(body: bytes) -> anthropic.types.Message:

@@ -13,6 +13,8 @@ from aiohttp import web
 from lockgate.embeddings.errors import EmbeddingError
 from lockgate.embeddings.openai import OpenAIEmbedder
 
+from tests.support.servers import serve
+
 SECRET = "sk-test-very-secret-key"
 
 
@@ -43,15 +45,8 @@ async def embeddings_server(
 
     app = web.Application()
     app.router.add_post("/v1/embeddings", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        await runner.cleanup()
+    async with serve(app) as url:
+        yield url + "/v1"
 
 
 async def test_embeds_in_input_order_normalised_and_batched() -> None:

@@ -1,10 +1,8 @@
-"""What the provider adapter tests share: a local aiohttp server and a declared tool."""
+"""What the provider adapter tests share: a declared tool and a way to hold a response open."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
@@ -19,20 +17,6 @@ TOOLS: list[dict[str, Any]] = [
         },
     }
 ]
-
-
-@asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[str]:
-    """The app on a free port of 127.0.0.1, on the running loop; yields its base URL."""
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 async def until_client_leaves(request: web.Request, disconnected: asyncio.Event) -> None:

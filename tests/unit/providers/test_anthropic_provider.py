@@ -21,7 +21,8 @@ from lockgate.providers.anthropic import AnthropicProvider
 from lockgate.providers.anthropic.translate import request_arguments
 from lockgate.providers.errors import ErrorKind, ProviderError
 
-from tests.unit.providers.helpers import TOOLS, serve, until_client_leaves
+from tests.support.servers import serve
+from tests.unit.providers.helpers import TOOLS, until_client_leaves
 
 API_KEY = "sk-ant-test-secret-key"
 

@@ -30,7 +30,8 @@ from lockgate.providers.bedrock.stream import StreamTranslator, iterate_in_threa
 from lockgate.providers.bedrock.translate import converse_arguments
 from lockgate.providers.errors import ErrorKind, ProviderError
 
-from tests.unit.providers.helpers import TOOLS, serve, until_client_leaves
+from tests.support.servers import serve
+from tests.unit.providers.helpers import TOOLS, until_client_leaves
 
 CONVERSATION: list[dict[str, Any]] = [
     {"role": "system", "content": "Be brief."},

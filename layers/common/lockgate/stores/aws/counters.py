@@ -5,7 +5,9 @@ table's TTL attribute. An acquire is one `TransactWriteItems` of `UpdateItem ADD
 each conditional on the counter staying within its limit
 (`attribute_not_exists(v) OR v <= :room`): all counters move or none, across every Lambda
 instance, with no read-modify-write race. The values for the response headers are then read
-with a consistent `BatchGetItem`.
+with a consistent `BatchGetItem`. A transaction cancelled only because another one held a
+counter (`TransactionConflict`) wrote nothing and is sent again (`retry.retry_conflicts`), so
+hot counters stay exact without surfacing the conflict as an error.
 
 Usage: `pk` = `usage#<tenant>#<YYYY-MM>`, `sk` = the dim; totals added with `ADD` in one
 transaction, so `GET /v1/usage` and the budget check are a single Query on one tenant's
@@ -19,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from lockgate.limits.ports import Acquired, Increment, UsageTotals
+from lockgate.stores.aws.retry import retry_conflicts
 
 COUNTER_SK = "n"
 
@@ -51,7 +54,7 @@ class DynamoCounterStore:
                 update["ExpressionAttributeValues"][":room"] = {"N": str(inc.limit - inc.amount)}
             items.append({"Update": update})
         try:
-            self._db.transact_write_items(TransactItems=items)
+            retry_conflicts(lambda: self._db.transact_write_items(TransactItems=items))
         except self._db.exceptions.TransactionCanceledException as exc:
             reasons = exc.response.get("CancellationReasons") or []
             refused = next(
@@ -68,11 +71,16 @@ class DynamoCounterStore:
         return Acquired(True, self.values([i.key for i in increments]))
 
     def adjust(self, key: str, delta: int, expires_at: float) -> None:
-        self._db.update_item(
-            TableName=self._table,
-            Key=_key(key),
-            UpdateExpression="ADD v :a SET expires_at = if_not_exists(expires_at, :e)",
-            ExpressionAttributeValues={":a": {"N": str(delta)}, ":e": {"N": str(int(expires_at))}},
+        retry_conflicts(
+            lambda: self._db.update_item(
+                TableName=self._table,
+                Key=_key(key),
+                UpdateExpression="ADD v :a SET expires_at = if_not_exists(expires_at, :e)",
+                ExpressionAttributeValues={
+                    ":a": {"N": str(delta)},
+                    ":e": {"N": str(int(expires_at))},
+                },
+            )
         )
 
     def values(self, keys: Sequence[str]) -> dict[str, int]:
@@ -99,22 +107,21 @@ class DynamoUsageStore:
         names = UsageTotals.counted()
         expression = "ADD " + ", ".join(f"{name} :{name}" for name in names)
         values = {f":{name}": {"N": _number(getattr(totals, name))} for name in names}
-        self._db.transact_write_items(
-            TransactItems=[
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": {
-                            "pk": {"S": _usage_pk(tenant_id, period)},
-                            "sk": {"S": dim},
-                        },
-                        "UpdateExpression": expression,
-                        "ExpressionAttributeValues": values,
-                    }
+        items = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {
+                        "pk": {"S": _usage_pk(tenant_id, period)},
+                        "sk": {"S": dim},
+                    },
+                    "UpdateExpression": expression,
+                    "ExpressionAttributeValues": values,
                 }
-                for dim in dims
-            ]
-        )
+            }
+            for dim in dims
+        ]
+        retry_conflicts(lambda: self._db.transact_write_items(TransactItems=items))
 
     def totals(self, tenant_id: str, period: str) -> dict[str, UsageTotals]:
         out: dict[str, UsageTotals] = {}

@@ -41,12 +41,30 @@ class ApiGatewayKeys:
         return key_id
 
     def move(self, gateway_key_id: str, *, from_tier: str, to_tier: str) -> None:
+        """Leaves the old tier's plan, then joins the new one. API Gateway refuses a key in two
+        plans of the same stage, so the order matters; if joining fails the key goes back to
+        its old plan, so it is never left without one."""
         target = self._plan(to_tier)
-        self._api.create_usage_plan_key(usagePlanId=target, keyId=gateway_key_id, keyType="API_KEY")
-        if from_tier in self._plans and self._plans[from_tier] != target:
-            self._api.delete_usage_plan_key(
-                usagePlanId=self._plans[from_tier], keyId=gateway_key_id
+        source = self._plans.get(from_tier)
+        if source == target:
+            return
+        if source is not None:
+            try:
+                self._api.delete_usage_plan_key(usagePlanId=source, keyId=gateway_key_id)
+            except self._api.exceptions.NotFoundException:
+                source = None  # it was not in the old plan: nothing to restore on failure
+        try:
+            self._api.create_usage_plan_key(
+                usagePlanId=target, keyId=gateway_key_id, keyType="API_KEY"
             )
+        except self._api.exceptions.ConflictException:
+            pass  # already in the new plan
+        except Exception:
+            if source is not None:
+                self._api.create_usage_plan_key(
+                    usagePlanId=source, keyId=gateway_key_id, keyType="API_KEY"
+                )
+            raise
 
     def disable(self, gateway_key_id: str) -> None:
         self._api.update_api_key(

@@ -7,7 +7,10 @@ numpy search and the k-NN plugin's documented score formulas, so tests see real 
 canned answers. Every request is recorded (`stub.requests`) for shape assertions.
 
 Emulates an OpenSearch 2.19 cluster (faiss HNSW supports l2, innerproduct, cosinesimil); pass
-`version="2.11.0"` to get the older rule that faiss rejects cosinesimil.
+`version="2.11.0"` to get the older rule that faiss rejects cosinesimil. `serverless=True`
+emulates an OpenSearch Serverless vector collection as AWS documents it: no `refresh`
+parameter, no caller-chosen `_id` on index/create, no shard or replica settings; documents get
+generated ids.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import json
 import math
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,8 +66,9 @@ class Recorded:
 
 
 class OpenSearchStub:
-    def __init__(self, version: str = "2.19.0") -> None:
+    def __init__(self, version: str = "2.19.0", *, serverless: bool = False) -> None:
         self.version = version
+        self.serverless = serverless
         self.indices: dict[str, StubIndex] = {}
         self.requests: list[Recorded] = []
 
@@ -103,6 +108,8 @@ class OpenSearchStub:
             refresh = request.query.get("refresh")
             if refresh is not None and refresh not in REFRESH_VALUES:
                 raise BadRequest("illegal_argument_exception", f"invalid refresh {refresh!r}")
+            if refresh is not None and self.serverless:
+                raise BadRequest("illegal_argument_exception", "refresh is not supported")
             response: web.StreamResponse = await handler(request)
             return response
         except BadRequest as exc:
@@ -132,6 +139,9 @@ class OpenSearchStub:
         settings = body.get("settings", {})
         mappings = body.get("mappings", {})
         knn_enabled = settings.get("index", {}).get("knn", settings.get("index.knn"))
+        managed = {"number_of_shards", "number_of_replicas", "auto_expand_replicas"}
+        if self.serverless and managed & set(settings.get("index", {})):
+            raise BadRequest("illegal_argument_exception", "shards and replicas are managed")
         index = StubIndex(settings, mappings)
         fields = index.knn_fields()
         if fields and knn_enabled is not True:
@@ -243,6 +253,10 @@ class OpenSearchStub:
             if op == "update":
                 raise BadRequest("illegal_argument_exception", "update is not used by Lockgate")
             problem = _check_doc(index, source)
+            if self.serverless:
+                if doc_id is not None:
+                    problem = "Document ID is not supported in create/index operation request"
+                doc_id = uuid.uuid4().hex
             if problem is not None:
                 errors = True
                 items.append(
@@ -451,9 +465,11 @@ def _at_least(version: str, wanted: tuple[int, int]) -> bool:
 
 
 @contextmanager
-def opensearch_stub(version: str = "2.19.0") -> Iterator[tuple[str, OpenSearchStub]]:
+def opensearch_stub(
+    version: str = "2.19.0", *, serverless: bool = False
+) -> Iterator[tuple[str, OpenSearchStub]]:
     """Serves the stub on a loopback port; yields (base URL, stub)."""
-    stub = OpenSearchStub(version)
+    stub = OpenSearchStub(version, serverless=serverless)
     port = free_port()
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(stub.app(), access_log=None)

@@ -38,7 +38,7 @@ class OpenSearchTextIndex(OpenSearchIndex):
 
     def index_body(self) -> dict[str, Any]:
         return {
-            "settings": {"index": {"number_of_shards": 1}},
+            "settings": {"index": self.index_settings(number_of_shards=1)},
             "mappings": {
                 "properties": {
                     "text": {"type": "text", "analyzer": self._analyzer},

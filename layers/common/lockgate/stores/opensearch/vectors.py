@@ -68,7 +68,11 @@ class OpenSearchVectorIndex(OpenSearchIndex):
     def index_body(self) -> dict[str, Any]:
         """The index's settings and mapping, as `ensure_index` creates it."""
         return {
-            "settings": {"index": {"knn": True, "knn.algo_param.ef_search": self._ef_search}},
+            "settings": {
+                "index": self.index_settings(
+                    knn=True, **{"knn.algo_param.ef_search": self._ef_search}
+                )
+            },
             "mappings": {
                 "properties": {
                     self._field: {

@@ -51,11 +51,29 @@ _PROVIDERS = {
 }
 
 
-def _provider(name: str, config: Any, timeouts: Timeouts) -> Provider:
+def _provider(name: str, config: Any, timeouts: Timeouts, secrets: Secrets | None) -> Provider:
+    if secrets is not None and getattr(config, "api_key_env", None) and not config.api_key:
+        key = secrets.get(config.api_key_env)
+        if key:
+            config = config.model_copy(update={"api_key": key})
     module, _, cls = _PROVIDERS[config.kind].partition(":")
     factory = getattr(importlib.import_module(module), cls)
     provider: Provider = factory(name, config, timeouts)
     return provider
+
+
+class Secrets(Protocol):
+    """Where provider keys come from when not from the environment (Secrets Manager in AWS)."""
+
+    def get(self, name: str) -> str | None: ...
+
+
+def _secrets(settings: Settings) -> Secrets | None:
+    if not settings.provider_secret_arn:
+        return None
+    from lockgate.stores.aws.secrets import ProviderSecrets
+
+    return ProviderSecrets(settings.provider_secret_arn)
 
 
 class Keys(KeyStore, ApiKeyStore, Protocol):
@@ -122,7 +140,14 @@ def _aws_stores(settings: Settings, embedder: MiniLMEmbedder) -> Stores:
     assert settings.tenant_table and settings.quota_table and settings.exact_cache_table
     assert settings.opensearch_url
     tenants = DynamoTenantStore(settings.tenant_table)
-    client = connect(OpenSearchConfig(url=settings.opensearch_url, auth=settings.opensearch_auth))
+    client = connect(
+        OpenSearchConfig(
+            url=settings.opensearch_url,
+            auth=settings.opensearch_auth,
+            service=settings.opensearch_service,
+            replicas=settings.opensearch_replicas,
+        )
+    )
     plans = json.loads(settings.usage_plans) if settings.usage_plans else None
     return Stores(
         keys=tenants,
@@ -191,8 +216,10 @@ class Container:
 
 def build(settings: Settings) -> Container:
     policy = load_policy(settings.config) if settings.config else default_policy()
+    secrets = _secrets(settings)
     providers = {
-        name: _provider(name, config, policy.timeouts) for name, config in policy.providers.items()
+        name: _provider(name, config, policy.timeouts, secrets)
+        for name, config in policy.providers.items()
     }
     embedder = MiniLMEmbedder()
     stores = (_aws_stores if settings.backend == "aws" else _embedded_stores)(settings, embedder)

@@ -44,6 +44,15 @@ class Settings(BaseModel):
     exact_cache_bucket: str | None = None
     opensearch_url: str | None = None
     opensearch_auth: Literal["sigv4", "none"] = "sigv4"
+    opensearch_service: Literal["es", "aoss"] = Field(
+        default="es", description="a managed domain (es) or a Serverless collection (aoss)"
+    )
+    opensearch_replicas: str = Field(
+        default="0-1", description="replicas per index: a count, or an auto-expand range"
+    )
+    provider_secret_arn: str | None = Field(
+        default=None, description="Secrets Manager secret (JSON) holding providers' API keys"
+    )
     cache_vector_index: str = "lockgate-cache"
 
     @classmethod

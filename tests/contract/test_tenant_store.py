@@ -18,7 +18,7 @@ from lockgate.stores.embedded.tenants import SqliteTenantStore
 from lockgate.tenants.auth import ApiGatewayAuthenticator, KeyStoreAuthenticator
 from lockgate.tenants.keys import Tenant, hash_key
 from lockgate.tenants.models import ApiKeyRecord, Budget, RateLimits, TenantRecord
-from lockgate.tenants.service import TenantService
+from lockgate.tenants.service import TenantService, install_key
 from moto import mock_aws
 
 
@@ -186,3 +186,22 @@ def test_api_gateway_keys_join_their_tier_plan(tmp_path: Path, clock: Clock) -> 
         service.create_tenant("initech", tier="enterprise")
         with pytest.raises(ValueError, match="no usage plan for tier 'enterprise'"):
             service.create_key("initech")
+
+
+def test_a_rotated_install_key_is_revoked_in_every_store(store: Store, clock: Clock) -> None:
+    """`LOCKGATE_API_KEY` changed between two starts, on a database from before key names."""
+    store.add(hash_key("lg-install-old-0123456789"), Tenant("default"))  # an earlier release
+    store.add(hash_key("lg-someone-else-0123456789"), Tenant("acme"))
+    clock.now += 1
+    assert install_key(store, store, "lg-install-old-0123456789", clock=clock) == []
+    (claimed,) = store.list_keys("default")
+    assert claimed.name == "LOCKGATE_API_KEY"  # the earlier record took the name
+    store.add(hash_key("lg-someone-else-0123456789"), Tenant("default"), name="x")
+    assert store.tenant_for(hash_key("lg-someone-else-0123456789")) == Tenant("acme")
+
+    clock.now += 1
+    (revoked,) = install_key(store, store, "lg-install-new-0123456789", clock=clock)
+    assert revoked == claimed.key_id
+    assert store.tenant_for(hash_key("lg-install-old-0123456789")) is None
+    assert store.tenant_for(hash_key("lg-install-new-0123456789")) == Tenant("default")
+    assert store.get_tenant("default") is not None

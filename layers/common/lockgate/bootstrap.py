@@ -35,13 +35,16 @@ from lockgate.settings import Settings
 from lockgate.stores.ports import KeyStore, VectorIndex
 from lockgate.tenants.auth import ApiGatewayAuthenticator, Authenticator, KeyStoreAuthenticator
 from lockgate.tenants.directory import TenantDirectory
-from lockgate.tenants.keys import Tenant, generate_key, hash_key
+from lockgate.tenants.keys import generate_key
 from lockgate.tenants.ports import ApiKeyStore, GatewayKeyRegistrar, TenantStore
-from lockgate.tenants.service import TenantService
+from lockgate.tenants.service import (
+    DEFAULT_TENANT,
+    FIRST_START_KEY,
+    TenantService,
+    install_key,
+)
 
 log = logging.getLogger("lockgate")
-
-DEFAULT_TENANT = Tenant("default")
 
 _PROVIDERS = {
     "openai": "lockgate.providers.openai:OpenAIProvider",
@@ -224,7 +227,9 @@ def build(settings: Settings) -> Container:
     embedder = MiniLMEmbedder()
     stores = (_aws_stores if settings.backend == "aws" else _embedded_stores)(settings, embedder)
     if settings.api_key is not None:
-        stores.keys.add(hash_key(settings.api_key.get_secret_value()), DEFAULT_TENANT)
+        retired = install_key(stores.tenants, stores.keys, settings.api_key.get_secret_value())
+        if retired:
+            log.warning("LOCKGATE_API_KEY changed: revoked the previous key %s", ", ".join(retired))
     auth: Authenticator = (
         ApiGatewayAuthenticator(stores.keys)
         if settings.auth == "api-gateway"
@@ -287,5 +292,5 @@ def first_start_key(container: Container) -> str | None:
     if container.keys.count():
         return None
     key = generate_key()
-    container.keys.add(hash_key(key), DEFAULT_TENANT)
+    install_key(container.stores.tenants, container.keys, key, name=FIRST_START_KEY)
     return key

@@ -5,14 +5,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from lockgate.tenants.keys import generate_key, generate_key_id, hash_key
+from lockgate.stores.ports import KeyStore
+from lockgate.tenants.keys import Tenant, generate_key, generate_key_id, hash_key
 from lockgate.tenants.models import ApiKeyRecord, Budget, RateLimits, TenantRecord
 from lockgate.tenants.ports import ApiKeyStore, GatewayKeyRegistrar, TenantStore
-from lockgate.tenants.tiers import check_tier_name
+from lockgate.tenants.tiers import UNLIMITED, check_tier_name
+
+DEFAULT_TENANT = Tenant("default")
+INSTALL_KEY = "LOCKGATE_API_KEY"
+"""The name of the key configured by `LOCKGATE_API_KEY`."""
+FIRST_START_KEY = "first start"
+"""The name of the key printed when an install starts with no key at all."""
 
 
 class TenantError(ValueError):
@@ -158,3 +165,42 @@ def _validated(**fields: Any) -> TenantRecord:
         raise TenantError(f"{where}: {first['msg']}") from None
     except ValueError as exc:
         raise TenantError(str(exc)) from None
+
+
+class InstallKeys(KeyStore, ApiKeyStore, Protocol):
+    """What `install_key` needs: registering a key it did not generate, and the key records."""
+
+
+def install_key(
+    tenants: TenantStore,
+    keys: InstallKeys,
+    key: str,
+    *,
+    name: str = INSTALL_KEY,
+    clock: Callable[[], float] = time.time,
+) -> list[str]:
+    """Makes `key` the install's key called `name`, held by tenant `default`, and revokes the
+    keys it replaces: earlier ones of that name (a rotated `LOCKGATE_API_KEY` must stop
+    working). Returns the revoked key ids.
+
+    `default` gets a tenant record (tier `unlimited`, as before it had one), so its keys are
+    listed and revoked like any tenant's. A database from before key names is recognised by
+    `default` having no record yet: its unnamed `default` keys were install keys, and only the
+    one matching `key` survives (and takes the name)."""
+    now = clock()
+    earlier_release = tenants.get_tenant(DEFAULT_TENANT.id) is None
+    if earlier_release:
+        tenants.put_tenant(
+            TenantRecord(
+                id=DEFAULT_TENANT.id, name="this install", tier=UNLIMITED.name, created_at=now
+            )
+        )
+    key_hash = hash_key(key)
+    keys.add(key_hash, DEFAULT_TENANT, name=name)
+    revoked = []
+    for record in keys.list_keys(DEFAULT_TENANT.id):
+        replaced = record.name == name or (earlier_release and not record.name)
+        if replaced and record.key_hash != key_hash and record.active(now):
+            keys.revoke_key(record.key_id, now)
+            revoked.append(record.key_id)
+    return revoked

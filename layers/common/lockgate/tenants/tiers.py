@@ -48,11 +48,12 @@ TIERS: dict[str, TenantTier] = {
 }
 
 UNLIMITED = TenantTier("unlimited", RateLimits(), RateLimits(), max_routing_tier="complex")
-"""For callers without a tenant record (the install's first key, `LOCKGATE_API_KEY`)."""
+"""The install's own tenant (`default`, holding `LOCKGATE_API_KEY`) and callers without a
+tenant record. Not in `TIERS`: it has no API Gateway usage plan."""
 
 
 def tier_of(record: TenantRecord | None) -> TenantTier:
-    if record is None:
+    if record is None or record.tier == UNLIMITED.name:
         return UNLIMITED
     try:
         return TIERS[record.tier]
@@ -61,7 +62,7 @@ def tier_of(record: TenantRecord | None) -> TenantTier:
 
 
 def check_tier_name(name: str) -> str:
-    if name not in TIERS:
+    if name not in TIERS and name != UNLIMITED.name:
         raise ValueError(f"unknown tier {name!r} (known: {', '.join(TIERS)})")
     return name
 

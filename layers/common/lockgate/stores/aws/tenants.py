@@ -140,16 +140,19 @@ class DynamoTenantStore:
             return False
         if record.revoked_at is not None and record.revoked_at <= at:
             return True
-        revoked = record.model_copy(update={"revoked_at": at})
+        self._put_record(record.model_copy(update={"revoked_at": at}))
+        return True
+
+    def _put_record(self, record: ApiKeyRecord) -> None:
+        """Replaces a key's record (its pointers do not change)."""
         self._db.put_item(
             TableName=self._table,
             Item={
                 "pk": {"S": f"tenant#{record.tenant_id}"},
-                "sk": {"S": f"key#{key_id}"},
-                "record": {"S": revoked.model_dump_json()},
+                "sk": {"S": f"key#{record.key_id}"},
+                "record": {"S": record.model_dump_json()},
             },
         )
-        return True
 
     # KeyStore
 
@@ -161,14 +164,18 @@ class DynamoTenantStore:
             return None
         return Tenant(record.tenant_id, record.key_id)
 
-    def add(self, key_hash: str, tenant: Tenant) -> None:
-        if self.key_by_hash(key_hash) is not None:
+    def add(self, key_hash: str, tenant: Tenant, *, name: str = "") -> None:
+        existing = self.key_by_hash(key_hash)
+        if existing is not None:
+            if name and not existing.name and existing.tenant_id == tenant.id:
+                self._put_record(existing.model_copy(update={"name": name}))
             return
         self.put_key(
             ApiKeyRecord(
                 key_id=generate_key_id(),
                 tenant_id=tenant.id,
                 key_hash=key_hash,
+                name=name,
                 created_at=self._clock(),
             )
         )

@@ -76,14 +76,13 @@ class SqliteKeyStore:
             return None
         return Tenant(record.tenant_id, record.key_id)
 
-    def add(self, key_hash: str, tenant: Tenant) -> None:
-        """Registers a key for a tenant without a record (the install's own key); a hash that
-        is already there is left as it is."""
+    def add(self, key_hash: str, tenant: Tenant, *, name: str = "") -> None:
         with self._lock:
             self._db.execute(
-                "INSERT OR IGNORE INTO api_keys (key_hash, tenant_id, created_at, key_id) "
-                "VALUES (?, ?, ?, ?)",
-                (key_hash, tenant.id, self._clock(), generate_key_id()),
+                "INSERT INTO api_keys (key_hash, tenant_id, created_at, key_id, name) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key_hash) DO UPDATE SET name = excluded.name "
+                "WHERE api_keys.name = '' AND api_keys.tenant_id = excluded.tenant_id",
+                (key_hash, tenant.id, self._clock(), generate_key_id(), name),
             )
 
     def count(self) -> int:

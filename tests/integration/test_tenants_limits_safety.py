@@ -114,11 +114,12 @@ def test_usage_is_per_tenant_and_counts_abandoned_streams(
 
 
 def test_spent_budget_is_refused_by_name(gw: RunningGateway, service: TenantService) -> None:
-    client = sdk(gw, new_tenant(service, budget=Budget(monthly_tokens=10)))
-    client.chat.completions.create(model="fast", messages=HI)  # type: ignore[arg-type]
+    client = sdk(gw, new_tenant(service, budget=Budget(monthly_tokens=30)))
+    client.chat.completions.create(model="fast", messages=HI, max_tokens=20)  # type: ignore[arg-type]
     with pytest.raises(openai.RateLimitError) as refused:
-        client.chat.completions.create(model="fast", messages=HI)  # type: ignore[arg-type]
+        client.chat.completions.create(model="fast", messages=HI, max_tokens=20)  # type: ignore[arg-type]
     assert refused.value.code == "budget_exceeded" and "budget" in refused.value.message
+    assert int(refused.value.response.headers["retry-after"]) > 0  # until the month renews
 
 
 def test_step_down_budget_keeps_auto_on_the_cheap_tier(

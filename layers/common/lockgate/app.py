@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     async def models(request: Request) -> Response:
         ctx = RequestContext(request_id(request))
         try:
-            gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
+            await gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
         except GatewayError as exc:
             return _error_response(request, exc, ctx)
         data = [
@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         """The caller's own requests, tokens, cost and cache savings for a month (`YYYY-MM`)."""
         ctx = RequestContext(request_id(request))
         try:
-            tenant = gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
+            tenant = await gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
             summary = await container.ledger.usage_summary(tenant.id, period)
         except GatewayError as exc:
             return _error_response(request, exc, ctx)
@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         """Removes the caller's own cached answers (one alias's with `?alias=`)."""
         ctx = RequestContext(request_id(request))
         try:
-            tenant = gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
+            tenant = await gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
             if gateway.cache is None:
                 raise GatewayError(404, "Caching is not configured.", code="cache_disabled")
             removed = await gateway.cache.purge(tenant.id, alias)
@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         started = time.perf_counter()
         ctx = RequestContext(request_id(request))
         try:
-            gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
+            await gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
             chat = wire.parse(await read_body(request, limit))
             control = CacheControl.of(chat, request.headers.get("cache-control"))
             if chat.stream:

@@ -28,6 +28,7 @@ from lockgate.routing.router import Route, Router
 from lockgate.safety.guard import InjectionGuard
 from lockgate.safety.limits import check_input_limits
 from lockgate.safety.redaction import redact_request
+from lockgate.stores.offload import offload
 from lockgate.tenants.auth import Authenticator
 from lockgate.tenants.directory import TenantDirectory
 from lockgate.tenants.keys import Tenant
@@ -130,11 +131,13 @@ class Gateway:
         self.rag = rag
         self._background: set[asyncio.Task[None]] = set()
 
-    def authenticate(
+    async def authenticate(
         self, api_key: str | None, ctx: RequestContext, gateway_key_id: str | None = None
     ) -> Tenant:
-        """The one place a caller is checked."""
-        tenant = self._auth.tenant_for(api_key, gateway_key_id)
+        """The one place a caller is checked (a key store read: off the loop)."""
+        if not api_key and not gateway_key_id:
+            raise invalid_api_key()
+        tenant = await offload(self._auth.tenant_for, api_key, gateway_key_id)
         if tenant is None:
             raise invalid_api_key()
         ctx.tenant = tenant

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from lockgate.api.errors import GatewayError
 from lockgate.limits.budgets import cap_routing_tier
-from lockgate.limits.limiter import Limiter
+from lockgate.limits.limiter import Admission, Limiter
 from lockgate.limits.usage import UsageLedger
 from lockgate.policy import Price
 from lockgate.stores.embedded.counters import SqliteCounterStore, SqliteUsageStore
@@ -55,7 +56,7 @@ def setup(tmp_path: Path) -> Setup:
 async def test_spent_token_budget_refuses_naming_the_budget(setup: Setup) -> None:
     setup.service.create_tenant("acme", budget=Budget(monthly_tokens=1000))
     await setup.spend("acme", 999)
-    await setup.limiter.check(Tenant("acme"), None, 10)
+    await setup.limiter.check(Tenant("acme"), None, 1)
     await setup.spend("acme", 1)
     with pytest.raises(GatewayError) as refused:
         await setup.limiter.check(Tenant("acme"), None, 10)
@@ -63,6 +64,9 @@ async def test_spent_token_budget_refuses_naming_the_budget(setup: Setup) -> Non
     assert error.status == 429 and error.code == "budget_exceeded"
     assert error.type == "insufficient_quota"
     assert "monthly budget for 2025-01: 1000 of 1000 tokens used" in error.message
+    february = 1_738_368_000  # 2025-02-01T00:00Z
+    assert error.headers["retry-after"] == str(february - int(JAN))
+    assert error.headers["x-should-retry"] == "false"
     setup.now += 31 * 86400  # February: a fresh budget
     await setup.limiter.check(Tenant("acme"), None, 10)
 
@@ -120,3 +124,38 @@ async def test_usage_summary_shows_only_the_callers_own_usage(setup: Setup) -> N
     assert empty["requests"] == 0
     with pytest.raises(ValueError, match="YYYY-MM"):
         await setup.ledger.usage_summary("acme", "last month")
+
+
+async def test_concurrent_requests_reserve_the_budget_before_the_call(setup: Setup) -> None:
+    """Nothing spent yet, so the recorded usage lets every request in; the reservations let
+    in only as many as the budget covers."""
+    setup.service.create_tenant("acme", budget=Budget(monthly_tokens=100))
+    results = await asyncio.gather(
+        *(setup.limiter.check(Tenant("acme"), None, 30) for _ in range(50)),
+        return_exceptions=True,
+    )
+    admitted = [r for r in results if isinstance(r, Admission)]
+    refused = [r for r in results if isinstance(r, GatewayError)]
+    assert len(admitted) == 3 and len(refused) == 47
+    assert all(r.code == "budget_exceeded" and "up to 30 tokens" in r.message for r in refused)
+
+
+async def test_settling_gives_back_what_a_request_did_not_use(setup: Setup) -> None:
+    setup.service.create_tenant("acme", budget=Budget(monthly_tokens=100))
+    first = await setup.limiter.check(Tenant("acme"), None, 60)
+    with pytest.raises(GatewayError):
+        await setup.limiter.check(Tenant("acme"), None, 60)
+    await setup.limiter.settle(first, 20)  # the provider counted 20
+    await setup.limiter.check(Tenant("acme"), None, 80)
+    with pytest.raises(GatewayError, match="100 of 100 tokens used"):
+        await setup.limiter.check(Tenant("acme"), None, 1)
+
+
+async def test_a_request_bigger_than_the_budget_left_is_refused_before_any_counter(
+    setup: Setup,
+) -> None:
+    setup.service.create_tenant("acme", budget=Budget(monthly_tokens=100))
+    await setup.spend("acme", 90)
+    with pytest.raises(GatewayError, match="lower max_tokens"):
+        await setup.limiter.check(Tenant("acme"), None, 11)
+    await setup.limiter.check(Tenant("acme"), None, 10)

@@ -24,23 +24,23 @@ from lockgate.tenants.keys import Tenant
 def documents_router(gateway: Gateway, max_body_bytes: int) -> APIRouter:
     router = APIRouter(prefix="/v1/collections")
 
-    def caller(request: Request) -> tuple[Tenant, RagComponents, RequestContext]:
+    async def caller(request: Request) -> tuple[Tenant, RagComponents, RequestContext]:
         ctx = RequestContext(request_id(request))
-        tenant = gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
+        tenant = await gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
         if gateway.rag is None:
             raise GatewayError(404, "Retrieval is not configured.", code="rag_unavailable")
         return tenant, gateway.rag, ctx
 
     @router.get("")
     async def list_collections(request: Request) -> Response:
-        tenant, rag, ctx = caller(request)
+        tenant, rag, ctx = await caller(request)
         infos = await rag.ingestion.list_collections(tenant.id)
         data = [{**dataclasses.asdict(i), "object": "collection"} for i in infos]
         return json_response({"object": "list", "data": data}, headers=ctx.headers())
 
     @router.get("/{collection}/documents")
     async def list_documents(request: Request, collection: str) -> Response:
-        tenant, rag, ctx = caller(request)
+        tenant, rag, ctx = await caller(request)
         records = await _named(rag.ingestion.list_documents(tenant.id, collection))
         data = [_document(r) for r in records]
         return json_response({"object": "list", "data": data}, headers=ctx.headers())
@@ -49,7 +49,7 @@ def documents_router(gateway: Gateway, max_body_bytes: int) -> APIRouter:
     async def upload(request: Request, collection: str, filename: str) -> Response:
         """The body is the file itself; `filename` names it (and its format, by extension).
         Uploading the same name again replaces the document; the same bytes change nothing."""
-        tenant, rag, ctx = caller(request)
+        tenant, rag, ctx = await caller(request)
         content = await read_body(request, max_body_bytes)
         result = await _named(
             rag.ingestion.ingest(
@@ -68,7 +68,7 @@ def documents_router(gateway: Gateway, max_body_bytes: int) -> APIRouter:
 
     @router.delete("/{collection}/documents/{doc_id}")
     async def delete_document(request: Request, collection: str, doc_id: str) -> Response:
-        tenant, rag, ctx = caller(request)
+        tenant, rag, ctx = await caller(request)
         result = await _named(rag.ingestion.delete_document(tenant.id, collection, doc_id))
         if result.outcome == "missing":
             raise GatewayError(404, f"No document {doc_id!r} in {collection!r}.", code="not_found")
@@ -76,7 +76,7 @@ def documents_router(gateway: Gateway, max_body_bytes: int) -> APIRouter:
 
     @router.delete("/{collection}")
     async def delete_collection(request: Request, collection: str) -> Response:
-        tenant, rag, ctx = caller(request)
+        tenant, rag, ctx = await caller(request)
         deleted = await _named(rag.ingestion.delete_collection(tenant.id, collection))
         return json_response({"deleted": deleted, "collection": collection}, headers=ctx.headers())
 

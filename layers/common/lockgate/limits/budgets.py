@@ -1,5 +1,13 @@
 """Monthly budgets: how much of the month's allowance a tenant has spent, and what follows.
 
+Token budgets are reserved before the call: each request adds its estimate (prompt plus
+`max_tokens`) to the month's budget counter in the same atomic acquire as its rate limits, and
+`Limiter.settle` replaces it with the provider's count. A `block` budget's counter is
+conditional on staying within the budget, so concurrent requests cannot all pass a check that
+each would pass alone; what can still go over is only what a provider counts beyond the
+estimate. Cost budgets (USD) are checked against recorded usage, since the price is only known
+once the route is.
+
 With `on_exhausted: block` a spent budget refuses requests. With `step_down`, `auto` keeps
 serving from cheaper routing tiers: past `step_down_at` of the budget it may use at most the
 middle tier, and once the budget is spent only the simplest one; explicit aliases are refused
@@ -8,8 +16,9 @@ once the budget is spent.
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from lockgate.api.errors import GatewayError
@@ -21,6 +30,18 @@ from lockgate.tenants.tiers import ROUTING_TIERS
 def month_of(now: float | None = None) -> str:
     """The UTC calendar month, `YYYY-MM`: the budget and usage period."""
     return datetime.fromtimestamp(time.time() if now is None else now, UTC).strftime("%Y-%m")
+
+
+def period_end(period: str) -> float:
+    """When the month `YYYY-MM` ends (the next one starts), in epoch seconds."""
+    year, month = (int(part) for part in period.split("-"))
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return datetime(year, month, 1, tzinfo=UTC).timestamp()
+
+
+def budget_counter(tenant_id: str, period: str) -> str:
+    """The counter holding a tenant's reserved and spent tokens for the month."""
+    return f"budget:t:{tenant_id}:{period}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +76,10 @@ class BudgetStatus:
             return ROUTING_TIERS[1]
         return None
 
+    def reserving(self, reserved_tokens: int) -> BudgetStatus:
+        """This status counting tokens reserved by requests still in flight, when more."""
+        return replace(self, spent_tokens=max(self.spent_tokens, reserved_tokens))
+
     def describe(self) -> str:
         parts = []
         if self.budget.monthly_tokens:
@@ -79,14 +104,26 @@ def budget_status(budget: Budget, totals: UsageTotals | None, period: str) -> Bu
     return BudgetStatus(budget, totals.billable_tokens, totals.cost_usd, period)
 
 
-def budget_exceeded(status: BudgetStatus, tenant_id: str) -> GatewayError:
-    """429 with OpenAI's `insufficient_quota` code, which SDKs do not retry."""
+def budget_exceeded(
+    status: BudgetStatus, tenant_id: str, now: float, *, needed: int | None = None
+) -> GatewayError:
+    """429 with OpenAI's `insufficient_quota` type; `Retry-After` says when the month renews,
+    and `x-should-retry: false` keeps the OpenAI and Anthropic SDKs from retrying sooner."""
+    if needed is None:
+        what = f"Tenant {tenant_id!r} has spent its {status.describe()}."
+    else:
+        what = (
+            f"This request may use up to {needed} tokens (prompt estimate plus max_tokens), "
+            f"more than is left of tenant {tenant_id!r}'s {status.describe()}; a lower "
+            "max_tokens may fit."
+        )
+    wait = max(1, math.ceil(period_end(status.period) - now))
     return GatewayError(
         429,
-        f"Tenant {tenant_id!r} has spent its {status.describe()}. "
-        "It renews at the start of next month (UTC); ask an administrator to raise it.",
+        what + " It renews at the start of next month (UTC); ask an administrator to raise it.",
         type="insufficient_quota",
         code="budget_exceeded",
+        headers={"retry-after": str(wait), "x-should-retry": "false"},
     )
 
 

@@ -1,20 +1,26 @@
 """Admission: requests and tokens per minute, per key and per tenant, plus the monthly budget.
 
 One atomic acquire per request covers every counter that applies (key requests, key tokens,
-tenant requests, tenant tokens): either all are incremented or none, so a request refused by
-the tenant's limit does not use up its key's. Tokens are admitted against an estimate and
-corrected by `settle` with the provider's count.
+tenant requests, tenant tokens, the month's token budget): either all are incremented or none,
+so a request refused by the tenant's limit does not use up its key's. Tokens are admitted
+against an estimate and corrected by `settle` with the provider's count.
+
+Store calls run in the store pool (`lockgate.stores.offload`), never on the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lockgate.api.errors import GatewayError
-from lockgate.limits.budgets import BudgetStatus, budget_exceeded
+from lockgate.limits.budgets import (
+    BudgetStatus,
+    budget_counter,
+    budget_exceeded,
+    period_end,
+)
 from lockgate.limits.ports import Acquired, CounterStore, Increment
 from lockgate.limits.usage import UsageLedger
 from lockgate.limits.windows import (
@@ -24,6 +30,7 @@ from lockgate.limits.windows import (
     window_end,
     window_of,
 )
+from lockgate.stores.offload import offload
 from lockgate.tenants.directory import TenantDirectory
 from lockgate.tenants.keys import Tenant
 from lockgate.tenants.models import RateLimits
@@ -44,14 +51,15 @@ class Admission:
     max_routing_tier: str | None = None
     """`auto` must not route above this tier (tenant tier or budget); None: no cap."""
     budget: BudgetStatus | None = None
-    token_counters: tuple[str, ...] = ()
-    expires_at: float = 0.0
+    token_counters: tuple[tuple[str, float], ...] = ()
+    """(counter, expires_at) of every counter the estimate was added to."""
+    admitted_at: float = 0.0
     settled: bool = False
 
     def check_model(self, alias: str) -> None:
         """An explicit alias is refused once a step-down budget is spent; `auto` goes on."""
         if alias != "auto" and self.budget is not None and self.budget.exhausted:
-            raise budget_exceeded(self.budget, self.tenant_id)
+            raise budget_exceeded(self.budget, self.tenant_id, self.admitted_at)
 
 
 class Limiter:
@@ -80,26 +88,22 @@ class Limiter:
         key_limits = (key.limits if key else None) or (record.key_limits if record else None)
         key_limits = key_limits or tier.key_limits
 
-        admission = Admission(tenant.id, key_id, estimated_tokens)
+        now = self._clock()
+        admission = Admission(tenant.id, key_id, estimated_tokens, admitted_at=now)
         if tier.max_routing_tier != ROUTING_TIERS[-1]:
             admission.max_routing_tier = tier.max_routing_tier
+        status: BudgetStatus | None = None
         if record is not None and not record.budget.unlimited:
             status = await self._ledger.budget(tenant.id, record.budget)
             if status.exhausted and record.budget.on_exhausted == "block":
-                raise budget_exceeded(status, tenant.id)
-            admission.budget = status
-            if status.max_routing_tier is not None:
-                cap = admission.max_routing_tier or ROUTING_TIERS[-1]
-                admission.max_routing_tier = min(
-                    cap, status.max_routing_tier, key=ROUTING_TIERS.index
-                )
+                raise budget_exceeded(status, tenant.id, now)
 
-        now = self._clock()
         window = window_of(now)
         scopes: list[tuple[str, str, RateLimits]] = [("t", tenant.id, tenant_limits)]
         if key_id:
             scopes.insert(0, ("k", key_id, key_limits))
         increments: list[Increment] = []
+        expiry: dict[str, float] = {}
         for scope, ident, limits in scopes:
             if limits.requests_per_minute is not None:
                 increments.append(
@@ -108,23 +112,46 @@ class Limiter:
             if limits.tokens_per_minute is not None:
                 if estimated_tokens > limits.tokens_per_minute:
                     raise _too_large(scope, estimated_tokens, limits.tokens_per_minute)
-                increments.append(
-                    Increment(
-                        f"tpm:{scope}:{ident}:{window}", estimated_tokens, limits.tokens_per_minute
-                    )
-                )
+                counter = f"tpm:{scope}:{ident}:{window}"
+                increments.append(Increment(counter, estimated_tokens, limits.tokens_per_minute))
+                expiry[counter] = window_end(window) + WINDOW_S
+        budget_key = None
+        if status is not None and status.budget.monthly_tokens is not None:
+            # Reserved with the rate counters, atomically; a step-down budget only counts.
+            budget_key = budget_counter(tenant.id, status.period)
+            blocks = status.budget.on_exhausted == "block"
+            if blocks and estimated_tokens > status.budget.monthly_tokens - status.spent_tokens:
+                raise budget_exceeded(status, tenant.id, now, needed=estimated_tokens)
+            expiry[budget_key] = period_end(status.period) + 86400
+            limit = status.budget.monthly_tokens if blocks else None
+            increments.append(Increment(budget_key, estimated_tokens, limit, expiry[budget_key]))
         if not increments:
+            admission.budget = status
+            self._cap_by_budget(admission)
             return admission
-        expires_at = window_end(window) + WINDOW_S
-        result = await asyncio.to_thread(self._counters.acquire, increments, expires_at)
+        result = await offload(self._counters.acquire, increments, window_end(window) + WINDOW_S)
         reset = window_end(window) - now
+        if budget_key is not None and result.refused == budget_key and status is not None:
+            reserved = status.reserving(result.values.get(budget_key, 0))
+            raise budget_exceeded(reserved, tenant.id, now, needed=estimated_tokens)
         headers = _headers(increments, result, reset)
         if not result.admitted:
             raise _rate_limited(increments, result, reset, headers)
         admission.headers = headers
-        admission.token_counters = tuple(i.key for i in increments if i.key.startswith("tpm:"))
-        admission.expires_at = expires_at
+        admission.token_counters = tuple(expiry.items())
+        if status is not None and budget_key is not None:
+            status = status.reserving(result.values.get(budget_key, 0) - estimated_tokens)
+        admission.budget = status
+        self._cap_by_budget(admission)
         return admission
+
+    @staticmethod
+    def _cap_by_budget(admission: Admission) -> None:
+        status = admission.budget
+        if status is None or status.max_routing_tier is None:
+            return
+        cap = admission.max_routing_tier or ROUTING_TIERS[-1]
+        admission.max_routing_tier = min(cap, status.max_routing_tier, key=ROUTING_TIERS.index)
 
     async def settle(self, admission: Admission, actual_tokens: int) -> None:
         """Replaces the estimate with the provider's count in the admitting window. Settling
@@ -135,8 +162,11 @@ class Limiter:
         delta = max(0, actual_tokens) - admission.estimated_tokens
         if delta == 0 or not admission.token_counters:
             return
-        for key in admission.token_counters:
-            await asyncio.to_thread(self._counters.adjust, key, delta, admission.expires_at)
+        await offload(self._adjust, admission.token_counters, delta)
+
+    def _adjust(self, counters: tuple[tuple[str, float], ...], delta: int) -> None:
+        for key, expires_at in counters:
+            self._counters.adjust(key, delta, expires_at)
 
 
 def _binding(increments: list[Increment], result: Acquired, kind: str) -> Increment | None:

@@ -14,6 +14,9 @@ class Increment:
     key: str
     amount: int
     limit: int | None = None
+    expires_at: float | None = None
+    """When the counter may be deleted, if not the acquire's `expires_at` (a month's budget
+    outlives a minute's window)."""
 
 
 @dataclass(frozen=True, slots=True)

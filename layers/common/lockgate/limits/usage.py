@@ -21,6 +21,7 @@ from lockgate.limits.budgets import BudgetStatus, budget_status, month_of
 from lockgate.limits.ports import UsageStore, UsageTotals
 from lockgate.limits.pricing import cost_usd
 from lockgate.policy import Price
+from lockgate.stores.offload import offload
 from lockgate.tenants.directory import TenantDirectory
 from lockgate.tenants.models import Budget
 
@@ -120,7 +121,7 @@ class UsageLedger:
         if not batch:
             return
         try:
-            await asyncio.to_thread(self._write, batch)
+            await offload(self._write, batch)
         except Exception:
             log.exception("usage flush failed; %d rows kept for the next one", len(batch))
             for key, totals in batch.items():
@@ -132,7 +133,7 @@ class UsageLedger:
 
     async def totals(self, tenant_id: str, period: str | None = None) -> dict[str, UsageTotals]:
         period = period or month_of(self._clock())
-        rows = await asyncio.to_thread(self._store.totals, tenant_id, period)
+        rows = await offload(self._store.totals, tenant_id, period)
         for (tenant, month, dims), totals in self._pending.items():
             if tenant == tenant_id and month == period:
                 for dim in dims:
@@ -170,7 +171,7 @@ class UsageLedger:
             "by_model": _breakdown(rows, "alias:"),
             "by_key": _breakdown(rows, "key:"),
         }
-        record = self._directory.tenant(tenant_id) if self._directory else None
+        record = await self._directory.atenant(tenant_id) if self._directory else None
         if record is not None and not record.budget.unlimited:
             summary["budget"] = budget_status(record.budget, total, period).as_dict()
         return summary

@@ -7,7 +7,6 @@ envelope via `GatewayError`.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -19,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from lockgate.api.errors import GatewayError
+from lockgate.stores.offload import offload
 from lockgate.tenants.models import Budget, RateLimits, TenantRecord
 from lockgate.tenants.service import Conflict, NotFound, TenantError, TenantService
 
@@ -161,7 +161,7 @@ async def _parse(request: Request, model: type[M]) -> M:
 
 async def _call(work: Callable[[], T]) -> T:
     try:
-        return await asyncio.to_thread(work)
+        return await offload(work)
     except NotFound as exc:
         raise GatewayError(404, str(exc), code="not_found") from None
     except Conflict as exc:

@@ -7,13 +7,13 @@ would double the store traffic. A change made by an administrator takes effect w
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from lockgate.api.errors import GatewayError
+from lockgate.stores.offload import offload
 from lockgate.tenants.models import ApiKeyRecord, TenantRecord
 from lockgate.tenants.ports import ApiKeyStore, TenantStore
 from lockgate.tenants.tiers import allowed_models
@@ -79,7 +79,7 @@ class TenantDirectory:
             hit = self._cache.get(key)
         if hit is not None and hit[0] > self._clock():
             return hit[1]  # type: ignore[return-value]
-        return await asyncio.to_thread(load)
+        return await offload(load)
 
     def _cached(self, key: tuple[str, str], load: Callable[[], T | None]) -> T | None:
         now = self._clock()

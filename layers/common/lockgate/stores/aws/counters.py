@@ -46,7 +46,7 @@ class DynamoCounterStore:
                 "UpdateExpression": "ADD v :a SET expires_at = :e",
                 "ExpressionAttributeValues": {
                     ":a": {"N": str(inc.amount)},
-                    ":e": {"N": str(int(expires_at))},
+                    ":e": {"N": str(int(inc.expires_at or expires_at))},
                 },
             }
             if inc.limit is not None:

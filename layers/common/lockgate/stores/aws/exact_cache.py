@@ -14,12 +14,11 @@ Size: an item is at most 400 KB. Values that do not fit are zlib-compressed; if 
 not fit, the compressed bytes go to S3 under a unique key (so a losing conditional write never
 clobbers the winner's object) and the item keeps the pointer.
 
-boto3 is synchronous: every call runs in a worker thread (`asyncio.to_thread`).
+boto3 is synchronous: every call runs in the store pool (`lockgate.stores.offload`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -28,6 +27,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from lockgate.cache.ports import CacheEntry
+from lockgate.stores.offload import offload
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +77,14 @@ class DynamoExactCache:
         self._clock = clock
 
     async def get(self, key: str) -> CacheEntry | None:
-        return await asyncio.to_thread(self._get, key)
+        return await offload(self._get, key)
 
     async def put(self, entry: CacheEntry) -> None:
         _check(entry)
-        await asyncio.to_thread(self._put, entry)
+        await offload(self._put, entry)
 
     async def purge(self, tenant: str, alias: str | None) -> int:
-        return await asyncio.to_thread(self._purge, tenant, alias)
+        return await offload(self._purge, tenant, alias)
 
     # -- blocking halves -------------------------------------------------------------------
 

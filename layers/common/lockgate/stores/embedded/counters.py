@@ -79,7 +79,7 @@ class SqliteCounterStore(_Transactional):
                     "INSERT INTO rate_counters (key, value, expires_at) VALUES (?, ?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value, "
                     "expires_at = MAX(expires_at, excluded.expires_at)",
-                    (inc.key, inc.amount, expires_at),
+                    (inc.key, inc.amount, inc.expires_at or expires_at),
                 )
                 values[inc.key] = values.get(inc.key, 0) + inc.amount
             return Acquired(True, values)

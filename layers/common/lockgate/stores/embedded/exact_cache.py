@@ -7,7 +7,6 @@ purges go to a thread because a commit can wait on the disk.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from lockgate.cache.ports import CacheEntry
 from lockgate.stores.embedded.sqlite import connect
+from lockgate.stores.offload import offload
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS exact_cache (
@@ -73,10 +73,10 @@ class SqliteExactCache:
 
     async def put(self, entry: CacheEntry) -> None:
         _check(entry)
-        await asyncio.to_thread(self._put, entry)
+        await offload(self._put, entry)
 
     async def purge(self, tenant: str, alias: str | None) -> int:
-        return await asyncio.to_thread(self._purge, tenant, alias)
+        return await offload(self._purge, tenant, alias)
 
     def sweep(self) -> int:
         """Deletes expired rows now; returns how many."""

@@ -16,7 +16,6 @@ worker thread, serialised by a write lock, and touch the in-memory indexes under
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -37,6 +36,7 @@ from lockgate.stores.embedded.vectors_partition import (
     Matrix,
     Partition,
 )
+from lockgate.stores.offload import offload
 from lockgate.stores.ports import VectorHit, VectorRecord
 
 _SCHEMA = """
@@ -120,7 +120,7 @@ class EmbeddedVectorIndex:
         for namespace, record_id, _, _ in prepared:
             check_name(namespace, "namespace")
             check_name(record_id, "record id")
-        await asyncio.to_thread(self._upsert, prepared)
+        await offload(self._upsert, prepared)
 
     async def search(self, vector: Vectors, *, namespace: str, k: int) -> list[VectorHit]:
         if k <= 0:
@@ -143,11 +143,11 @@ class EmbeddedVectorIndex:
 
     async def delete(self, ids: Sequence[str], *, namespace: str) -> None:
         if ids:
-            await asyncio.to_thread(self._delete, namespace, list(ids))
+            await offload(self._delete, namespace, list(ids))
 
     async def delete_namespace(self, namespace_prefix: str) -> int:
         check_prefix(namespace_prefix)
-        return await asyncio.to_thread(self._delete_prefix, namespace_prefix)
+        return await offload(self._delete_prefix, namespace_prefix)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -179,11 +179,7 @@ class EmbeddedVectorIndex:
                     stale.unlink(missing_ok=True)
 
     async def aclose(self) -> None:
-        try:
-            await asyncio.to_thread(self.close)
-        except RuntimeError:
-            # At interpreter exit the thread pool is gone; closing inline is then harmless.
-            self.close()
+        await offload(self.close)  # inline when the interpreter is already shutting down
 
     def close(self) -> None:
         self.save()

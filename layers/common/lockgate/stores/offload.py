@@ -1,0 +1,52 @@
+"""The one place where blocking store calls leave the event loop.
+
+The tenant, key, counter and usage ports are synchronous (SQLite and boto3 are), and a call to
+them on the event loop stalls every request in the process for a disk write or a DynamoDB round
+trip. Every such call from the async core goes through `offload`, which runs it in a bounded
+pool of its own: a slow store cannot take the threads that other work (document parsing, the
+embedder) needs, and how many store calls run at once has one limit, set here. Calls keep the
+caller's context variables (request ids, traces).
+
+What stays on the loop is only what is served from memory: fresh `TenantDirectory` entries,
+the embedded vector index's searches, and the SQLite exact cache's primary-key reads (a hot
+page in SQLite's cache, tens of microseconds: less than the thread hop itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+WORKERS = 16
+"""Store calls in flight at once per process; they wait on I/O, not on the CPU."""
+
+_pool: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="lockgate-store")
+        return _pool
+
+
+async def offload(call: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """`call(*args, **kwargs)` in the store pool, awaited from the loop."""
+    loop = asyncio.get_running_loop()
+    work = functools.partial(contextvars.copy_context().run, call, *args, **kwargs)
+    try:
+        future = loop.run_in_executor(_executor(), work)
+    except RuntimeError:
+        # The interpreter is shutting down (a Lambda's atexit): no thread will take it.
+        return work()
+    return await future

@@ -135,6 +135,7 @@ class HttpUpstream:
                 headers=self._headers,
                 timeout=self._timeout,
                 skip_auto_headers=("User-Agent",),
+                cookie_jar=aiohttp.DummyCookieJar(),  # nothing carried from one tenant's call on
             )
         return self._session
 

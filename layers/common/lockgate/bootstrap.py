@@ -248,15 +248,27 @@ def build(settings: Settings) -> Container:
     )
     service = TenantService(stores.tenants, stores.keys, gateway_keys=stores.gateway_keys)
     stores.closers.append(embedder.close)
-    container = Container(
-        settings, policy, providers, stores, gateway, service, ledger, loaders=[embedder.load]
-    )
+    loaders: list[Callable[[], object]] = [embedder.load] if _requests_embed(policy) else []
+    container = Container(settings, policy, providers, stores, gateway, service, ledger, loaders)
     if settings.backend == "aws":
         container.starters.append(lambda: _connect_aws(container, embedder))
     else:
         gateway.rag = rag_wiring.embedded(settings.data_dir, embedder=embedder)
         container.starters.append(lambda: _sync_folders(container))
     return container
+
+
+def _requests_embed(policy: Policy) -> bool:
+    """Whether requests will need MiniLM (semantic cache, injection guard, RAG): only then is it
+    loaded at start, to keep the first such request fast. Otherwise it loads on first use (an
+    upload, a folder sync) and a plain relay never holds its ~190 MB."""
+    for name, alias in policy.models.items():
+        cache = policy.cache_for(name)
+        if (cache.enabled and cache.semantic) or alias.rag is not None:
+            return True
+        if policy.safety_for(name).injection_action != "off":
+            return True
+    return False
 
 
 async def _connect_aws(container: Container, embedder: MiniLMEmbedder) -> None:

@@ -65,11 +65,11 @@ def embedded(
     vectors: VectorIndex | None = None,
     settings: RetrievalSettings | None = None,
 ) -> RagComponents:
-    """SQLite for documents and BM25, the embedded vector index, the local MiniLM.
+    """SQLite for documents, tantivy (else FTS5) for BM25, the embedded vector index, MiniLM.
 
     Pass `vectors` to share one vector index (and its file) with the semantic cache."""
     from lockgate.stores.embedded.documents import SqliteDocumentStore
-    from lockgate.stores.embedded.text_index import SqliteTextIndex
+    from lockgate.stores.embedded.text_index import open_text_index
 
     if embedder is None:
         from lockgate.embeddings.local import MiniLMEmbedder
@@ -83,7 +83,7 @@ def embedded(
         vectors = own
         closers.append(own.aclose)
     documents = SqliteDocumentStore(data_dir / RAG_DB)
-    text_index = SqliteTextIndex(data_dir / RAG_DB)
+    text_index = open_text_index(data_dir, data_dir / RAG_DB)
     closers += [documents.close, text_index.close]
     return assemble(documents, text_index, vectors, embedder, settings=settings, closers=closers)
 

@@ -1,24 +1,20 @@
-"""The Anthropic provider adapter, through the official `anthropic` SDK on aiohttp.
+"""The Anthropic provider adapter: the Messages API over the shared pooled HTTP client.
 
-The SDK's own retries are off: the gateway's executor owns retry, backoff and fallback, and a
-hidden retry inside the SDK would double the wait and hide the attempt from the headers.
+The wire details the official SDK used to supply are here: bearer auth, `anthropic-version`
+headers, the error envelope, `error` events inside a 200 stream. Nothing retries inside the
+adapter: the gateway's executor owns retry, backoff and fallback, and a hidden retry would double
+the wait and hide the attempt from the headers.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing
+from collections.abc import AsyncIterator
 from typing import Any
-
-import anthropic
-import httpx2
-import pydantic
 
 from lockgate.chat import ChatChunk, ChatRequest, ChatResult
 from lockgate.policy import AnthropicProviderConfig, Timeouts
-from lockgate.providers import errors
+from lockgate.providers import errors, http
 from lockgate.providers.anthropic.stream import StreamTranslator
 from lockgate.providers.anthropic.translate import request_arguments, result_from
 
@@ -36,7 +32,20 @@ ERROR_TYPE_STATUS = {
 }
 """An `error` event inside a 200 stream carries no status of its own; its type names one."""
 
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+API_VERSION = "2026-10-21"
+_PATH = "/v1/messages"
 _MAX_MESSAGE = 300
+_STREAM_EVENTS = frozenset(
+    {
+        "message_start",
+        "message_delta",
+        "message_stop",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+    }
+)
 
 
 class AnthropicProvider:
@@ -44,76 +53,70 @@ class AnthropicProvider:
         self.name = name
         self._config = config
         self._api_key = config.api_key or os.environ.get(config.api_key_env or "") or "unused"
-        self._client = anthropic.AsyncAnthropic(
-            api_key=self._api_key,
-            base_url=config.base_url,
-            timeout=anthropic.Timeout(timeouts.total_s, connect=timeouts.connect_s),
-            max_retries=0,
-            http_client=anthropic.DefaultAioHttpClient(),
-        )
+        base_url = config.base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
+        headers = {"authorization": f"Bearer {self._api_key}", "anthropic-version": API_VERSION}
+        self._http = http.HttpUpstream(base_url, headers, timeouts)
 
-    def _arguments(self, request: ChatRequest, model: str) -> dict[str, Any]:
-        return request_arguments(request, model, self._config.default_max_tokens)
+    def _body(self, request: ChatRequest, model: str) -> dict[str, Any]:
+        arguments = request_arguments(request, model, self._config.default_max_tokens)
+        extra = arguments.pop("extra_body", None) or {}
+        return {**arguments, **extra}
 
     async def complete(self, request: ChatRequest, model: str) -> ChatResult:
-        arguments = self._arguments(request, model)
+        reply = await self._http.post(_PATH, self._body(request, model))
+        if reply.status >= 400:
+            raise self._status_error(reply.status, reply.body, reply.headers)
         try:
-            message = await self._client.messages.create(**arguments)
-        except anthropic.APIError as exc:
-            raise self._translate(exc) from None
-        return result_from(message)
+            return result_from(Fields.of(http.decode(reply.body)))
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            raise errors.malformed("the response did not match the Messages schema") from None
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
-        arguments = self._arguments(request, model)
-        try:
-            events = await self._client.messages.create(**arguments, stream=True)
-        except anthropic.APIError as exc:
-            raise self._translate(exc) from None
+        body = self._body(request, model)
+        body["stream"] = True
+        response = await self._http.open_stream(_PATH, body)
+        if response.status >= 400:
+            reply = await http.read_error(response)
+            raise self._status_error(reply.status, reply.body, reply.headers)
         translator = StreamTranslator()
-        async with events, aclosing(self._chunks(events, translator)) as chunks:
-            async for chunk in chunks:
-                yield chunk
-                if translator.finished:
-                    return
-
-    async def _chunks(
-        self, events: AsyncIterator[Any], translator: StreamTranslator
-    ) -> AsyncGenerator[ChatChunk, None]:
-        """Chunks from the SDK's event stream, with every failure mapped onto the taxonomy."""
+        events = http.events(response)
         try:
             async for event in events:
-                chunk = translator.feed(event)
+                chunk = self._chunk(event, translator, response.headers)
                 if chunk is not None:
                     yield chunk
-        except anthropic.APIError as exc:
-            raise self._translate(exc) from None
-        except httpx2.TimeoutException:
-            raise errors.timed_out("read") from None
-        except httpx2.TransportError:
-            raise errors.stream_cut() from None
-        except (json.JSONDecodeError, pydantic.ValidationError, UnicodeDecodeError) as exc:
+                    if translator.finished:
+                        return
+        except errors.ProviderError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
             raise errors.malformed(type(exc).__name__) from None
+        except TimeoutError:
+            raise errors.timed_out("read") from None
+        except Exception:  # the transport failed mid-body
+            raise errors.stream_cut() from None
+        finally:
+            await events.aclose()
 
-    def _translate(self, exc: anthropic.APIError) -> errors.ProviderError:
-        if isinstance(exc, anthropic.APIStatusError):
-            return self._status_error(exc)
-        if isinstance(exc, anthropic.APITimeoutError):
-            return errors.timed_out("read")
-        if isinstance(exc, anthropic.APIConnectionError):
-            cause = exc.__cause__
-            return errors.connection_failed(type(cause).__name__ if cause else "connection error")
-        if isinstance(exc, anthropic.APIResponseValidationError):
-            return errors.malformed("the response did not match the Messages schema")
-        return errors.malformed(type(exc).__name__)
+    def _chunk(
+        self, event: http.Event, translator: StreamTranslator, headers: Any
+    ) -> ChatChunk | None:
+        if event.name == "error":  # the upstream failed after its 200: the type names a status
+            raise self._status_error(200, event.data, headers)
+        if event.name not in _STREAM_EVENTS:
+            return None  # pings, and event types this gateway does not know yet
+        data = http.decode(event.data)
+        if not isinstance(data, dict):
+            raise TypeError("event is not a JSON object")
+        return translator.feed(data)
 
-    def _status_error(self, exc: anthropic.APIStatusError) -> errors.ProviderError:
-        status = exc.status_code
-        error_type = exc.type if isinstance(exc.type, str) else None
+    def _status_error(self, status: int, body: bytes, headers: Any) -> errors.ProviderError:
+        error_type, detail = _error_fields(body)
         if status < 400:
             status = ERROR_TYPE_STATUS.get(error_type or "", 500)
-        detail = exc.api_message or error_type or exc.message
+        detail = detail or error_type or f"Error code: {status}"
         message = self._redact(f"anthropic {status}: {detail}")
-        return errors.from_status(status, message, retry_after=retry_after(exc.response))
+        return errors.from_status(status, message, retry_after=http.retry_after(headers))
 
     def _redact(self, text: str) -> str:
         """Upstream messages can echo request headers; the key must never reach a log."""
@@ -122,12 +125,38 @@ class AnthropicProvider:
         return text[:_MAX_MESSAGE]
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._http.aclose()
 
 
-def retry_after(response: httpx2.Response) -> float | None:
-    """Seconds from `retry-after-ms` (finer, when Anthropic sends it) or `retry-after`."""
-    milliseconds = errors.parse_retry_after(response.headers.get("retry-after-ms"))
-    if milliseconds is not None:
-        return milliseconds / 1000
-    return errors.parse_retry_after(response.headers.get("retry-after"))
+def _error_fields(body: bytes) -> tuple[str | None, str | None]:
+    """(error.type, error.message) from the error envelope, or (None, the body as text)."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        envelope = http.decode(text) if text else None
+    except ValueError:
+        return None, text or None
+    error = envelope.get("error") if isinstance(envelope, dict) else None
+    if not isinstance(error, dict):
+        return None, text or None
+    error_type = error.get("type") if isinstance(error.get("type"), str) else None
+    message = error.get("message") if isinstance(error.get("message"), str) else None
+    return error_type, message
+
+
+class Fields(dict[str, Any]):
+    """A JSON object whose keys also read as attributes, nested objects too: the shape the
+    Messages translation reads, without building the SDK's typed models."""
+
+    @classmethod
+    def of(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return cls(value)
+        if isinstance(value, list):
+            return [cls.of(item) for item in value]
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return Fields.of(self[name])
+        except KeyError:
+            raise AttributeError(name) from None

@@ -1,8 +1,8 @@
 """Messages API stream events → canonical chunks.
 
-Tool-use blocks become OpenAI-shaped tool-call deltas; the translator holds the finish reason
-and usage back until `message_stop`, so a stream cut after `message_delta` is still seen as a
-cut.
+Events arrive as decoded JSON objects. Tool-use blocks become OpenAI-shaped tool-call deltas;
+the translator holds the finish reason and usage back until `message_stop`, so a stream cut
+after `message_delta` is still seen as a cut.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ class StreamTranslator:
         self._stop_reason: str | None = None
         self.finished = False
 
-    def feed(self, event: Any) -> ChatChunk | None:
+    def feed(self, event: dict[str, Any]) -> ChatChunk | None:
         """The chunk an event contributes, if any; unknown events are ignored."""
-        match event.type:
+        match event.get("type"):
             case "message_start":
-                self._count(event.message.usage)
+                self._count(event["message"].get("usage"))
             case "content_block_start":
                 return self._on_block_start(event)
             case "content_block_delta":
@@ -38,37 +38,40 @@ class StreamTranslator:
                 return self._on_message_stop()
         return None
 
-    def _count(self, usage: Any) -> None:
+    def _count(self, usage: dict[str, Any] | None) -> None:
         """Usage counts are cumulative; fields left out keep their earlier value."""
-        if usage is None:
+        if not usage:
             return
         for field in INPUT_FIELDS:
-            value = getattr(usage, field, None)
+            value = usage.get(field)
             if value is not None:
                 self._input[field] = value
-        self._completion_tokens = getattr(usage, "output_tokens", None) or self._completion_tokens
+        self._completion_tokens = usage.get("output_tokens") or self._completion_tokens
 
-    def _on_block_start(self, event: Any) -> ChatChunk | None:
-        block = event.content_block
-        if block.type == "text":
-            return ChatChunk(text=block.text) if block.text else None
-        if block.type != "tool_use":
+    def _on_block_start(self, event: dict[str, Any]) -> ChatChunk | None:
+        block = event["content_block"]
+        kind = block["type"]
+        if kind == "text":
+            return ChatChunk(text=block["text"]) if block.get("text") else None
+        if kind != "tool_use":
             return None
-        initial = json.dumps(block.input) if block.input else ""
-        return self._tool_calls.start(event.index, block.id, block.name, initial)
+        initial = json.dumps(block["input"]) if block.get("input") else ""
+        return self._tool_calls.start(event["index"], block["id"], block["name"], initial)
 
-    def _on_block_delta(self, event: Any) -> ChatChunk | None:
-        delta = event.delta
-        if delta.type == "text_delta":
-            return ChatChunk(text=delta.text) if delta.text else None
-        if delta.type == "input_json_delta" and delta.partial_json:
-            return self._tool_calls.arguments(event.index, delta.partial_json)
+    def _on_block_delta(self, event: dict[str, Any]) -> ChatChunk | None:
+        delta = event["delta"]
+        kind = delta["type"]
+        if kind == "text_delta":
+            return ChatChunk(text=delta["text"]) if delta.get("text") else None
+        if kind == "input_json_delta" and delta.get("partial_json"):
+            return self._tool_calls.arguments(event["index"], delta["partial_json"])
         return None
 
-    def _on_message_delta(self, event: Any) -> None:
-        if event.delta.stop_reason:
-            self._stop_reason = event.delta.stop_reason
-        self._count(event.usage)
+    def _on_message_delta(self, event: dict[str, Any]) -> None:
+        stop_reason = (event.get("delta") or {}).get("stop_reason")
+        if stop_reason:
+            self._stop_reason = stop_reason
+        self._count(event.get("usage"))
 
     def _on_message_stop(self) -> ChatChunk:
         self.finished = True

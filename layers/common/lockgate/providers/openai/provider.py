@@ -1,8 +1,8 @@
-"""The OpenAI provider adapter, through the official `openai` SDK on aiohttp.
+"""The OpenAI provider adapter: chat completions over the shared pooled HTTP client.
 
-Requests go through the SDK's client (auth, headers, SSE decoding, error mapping) with plain
-JSON bodies and results: its typed request transform and response models cost more than the
-rest of the gateway together, and nothing here needs them.
+Requests and responses stay plain JSON (see `translate`); the wire details the official SDK used
+to supply are here: bearer auth, the organization header, the error envelope, in-stream error
+events and the `[DONE]` sentinel. The SDK is kept for callers and tests, off the hot path.
 """
 
 from __future__ import annotations
@@ -11,38 +11,34 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-import openai
-import orjson
-
 from lockgate.chat import ChatChunk, ChatRequest, ChatResult
 from lockgate.policy import OpenAIProviderConfig, Timeouts
-from lockgate.providers import errors
+from lockgate.providers import errors, http
 from lockgate.providers.openai.translate import chunk_from, request_body, result_from
 
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _PATH = "/chat/completions"
-_Events = openai.AsyncStream[object]
+_MAX_MESSAGE = 300
+_DONE = b"[DONE]"
 
 
 class OpenAIProvider:
     def __init__(self, name: str, config: OpenAIProviderConfig, timeouts: Timeouts) -> None:
         self.name = name
-        api_key = config.api_key or (os.environ.get(config.api_key_env or "") or None)
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key or "unused",
-            base_url=config.base_url,
-            organization=config.organization,
-            default_headers=config.headers or None,
-            timeout=openai.Timeout(timeouts.total_s, connect=timeouts.connect_s),
-            max_retries=0,
-            http_client=openai.DefaultAioHttpClient(),
-        )
+        api_key = config.api_key or os.environ.get(config.api_key_env or "") or "unused"
+        headers = {"authorization": f"Bearer {api_key}"}
+        if config.organization:
+            headers["openai-organization"] = config.organization
+        headers.update(config.headers)
+        base_url = config.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        self._http = http.HttpUpstream(base_url, headers, timeouts)
 
     async def complete(self, request: ChatRequest, model: str) -> ChatResult:
+        reply = await self._http.post(_PATH, request_body(request, model))
+        if reply.status >= 400:
+            raise _status_error(reply)
         try:
-            raw = await self._client.post(_PATH, body=request_body(request, model), cast_to=bytes)
-            return result_from(orjson.loads(raw))
-        except openai.APIError as exc:
-            raise _translate(exc) from None
+            return result_from(http.decode(reply.body))
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise errors.malformed(type(exc).__name__) from None
 
@@ -50,61 +46,74 @@ class OpenAIProvider:
         body = request_body(request, model)
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-        try:
-            stream = await self._client.post(
-                _PATH, body=body, cast_to=object, stream=True, stream_cls=_Events
-            )
-        except openai.APIError as exc:
-            raise _translate(exc) from None
+        response = await self._http.open_stream(_PATH, body)
+        if response.status >= 400:
+            raise _status_error(await http.read_error(response))
         finish: ChatChunk | None = None
+        done = False
+        events = http.events(response)
         try:
-            async with stream:
-                async for event in stream:
-                    chunk = chunk_from(event)  # type: ignore[arg-type]
-                    if finish is not None:
-                        finish.usage = chunk.usage or finish.usage
-                        continue
-                    if chunk.finish_reason:
-                        finish = chunk
-                        continue
-                    if chunk.text or chunk.tool_calls:
-                        yield chunk
-        except openai.APIError as exc:
-            raise _translate(exc) from None
+            async for event in events:
+                # After `[DONE]` read on to the end of the body, so the connection is reused.
+                done = done or event.data.startswith(_DONE)
+                if done:
+                    continue
+                chunk = chunk_from(_event_data(event))
+                if finish is not None:
+                    finish.usage = chunk.usage or finish.usage
+                    continue
+                if chunk.finish_reason:
+                    finish = chunk
+                    continue
+                if chunk.text or chunk.tool_calls:
+                    yield chunk
+        except errors.ProviderError:
+            raise
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
             raise errors.malformed(type(exc).__name__) from None
-        except Exception as exc:
+        except Exception as exc:  # the transport failed mid-body
             if finish is None:
                 raise errors.connection_failed(type(exc).__name__) from None
+        finally:
+            await events.aclose()
         if finish is not None:
             yield finish
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._http.aclose()
 
 
-def _translate(exc: openai.APIError) -> errors.ProviderError:
-    if isinstance(exc, openai.APITimeoutError):
-        return errors.timed_out("read")
-    if isinstance(exc, openai.APIConnectionError):
-        return errors.connection_failed(_upstream_message(exc))
-    if isinstance(exc, openai.APIStatusError):
-        headers = exc.response.headers
-        retry_after = errors.parse_retry_after(headers.get("retry-after"))
-        if retry_after is None and (ms := errors.parse_retry_after(headers.get("retry-after-ms"))):
-            retry_after = ms / 1000
-        return errors.from_status(exc.status_code, _upstream_message(exc), retry_after)
-    return errors.ProviderError(
-        f"upstream reported an error mid-stream: {_upstream_message(exc)}",
-        kind=errors.ErrorKind.RETRYABLE,
-        code="upstream_stream_error",
-    )
+def _event_data(event: http.Event) -> dict[str, Any]:
+    """An event's JSON; an `error` in it is the upstream failing
+    mid-stream, after its 200."""
+    data = http.decode(event.data)
+    if isinstance(data, dict) and data.get("error"):
+        error = data["error"]
+        message = error.get("message") if isinstance(error, dict) else None
+        detail = message if isinstance(message, str) else "An error occurred during streaming"
+        raise errors.ProviderError(
+            f"upstream reported an error mid-stream: {detail[:_MAX_MESSAGE]}",
+            kind=errors.ErrorKind.RETRYABLE,
+            code="upstream_stream_error",
+        )
+    if not isinstance(data, dict):
+        raise TypeError("event is not a JSON object")
+    return data
 
 
-def _upstream_message(exc: openai.APIError) -> str:
-    body: Any = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])[:300]
-    return exc.message[:300]
+def _status_error(reply: http.Reply) -> errors.ProviderError:
+    retry_after = http.retry_after(reply.headers)
+    return errors.from_status(reply.status, _upstream_message(reply), retry_after)
+
+
+def _upstream_message(reply: http.Reply) -> str:
+    """The envelope's `error.message`, else the status and whatever the body said."""
+    text = reply.body.decode("utf-8", "replace").strip()
+    try:
+        body: Any = http.decode(text) if text else None
+    except ValueError:
+        return (text or f"Error code: {reply.status}")[:_MAX_MESSAGE]
+    inner = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+        return str(inner["message"])[:_MAX_MESSAGE]
+    return f"Error code: {reply.status} - {body}"[:_MAX_MESSAGE]

@@ -1,6 +1,13 @@
-"""BM25 keyword search in SQLite FTS5.
+"""BM25 keyword search: tantivy (the embedded default) or SQLite FTS5.
 
-The namespace filter runs inside the full-text query: each row also indexes one opaque token
+Both adapters take the same match expression (`match_expression`: the query's words, stopwords
+dropped, each quoted) and keep the namespace filter inside the search.
+
+FTS5 scores every row that matches any query word before it can sort; at 100,000 chunks that
+was 74 ms a query. Tantivy (Rust, block-compressed postings) answers the same query in a few
+milliseconds with the same BM25 (k1 = 1.2, b = 0.75) and an equivalent tokenizer.
+
+In FTS5 the namespace filter runs inside the full-text query: each row also indexes one opaque token
 derived from its namespace, and every MATCH is `ns:<token> AND (<query terms>)`, so FTS5
 intersects the posting lists and ranks only that namespace's rows; a LIMIT can never be filled
 by another tenant's rows and then filtered away. Deletes by id go through a plain side table
@@ -11,11 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
 import json
 import re
+import sqlite3
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 from lockgate.rag.ports import TextHit, TextRecord
 from lockgate.stores.embedded.sqlite import connect
@@ -148,3 +160,191 @@ class SqliteTextIndex:
                 self._db.execute("DELETE FROM rag_fts WHERE rowid = ?", (rowid,))
                 self._db.execute("DELETE FROM rag_text WHERE rowid = ?", (rowid,))
         return len(rows)
+
+
+_T = TypeVar("_T")
+_KEY_SEPARATOR = "\x1f"
+WRITER_HEAP_BYTES = 32_000_000
+LOCK_WAIT_S = 30.0
+"""How long a write waits for the index lock another process (`lockgate ingest` next to a
+serving gateway) holds for its own write."""
+
+
+def _analyzer() -> Any:
+    """unicode61 + porter, as FTS5 had it: split on non-alphanumerics, lowercase, fold
+    diacritics, English stemming (tantivy's Snowball English, the successor of Porter's)."""
+    import tantivy
+
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
+
+
+class TantivyTextIndex:
+    """The TextIndex port on a tantivy index in its own directory.
+
+    Each record is one document: the analysed text, its namespace and a (namespace, id) key
+    as exact terms, and the id and payload stored. A search is `namespace AND (terms)`, the
+    namespace clause scoring nothing, so BM25 ranks only that namespace's documents. Writes
+    take the index lock only for their own commit, so a second process (a CLI ingest next to
+    the server) can write between them; readers pick up commits from either process.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        import tantivy
+
+        self._tantivy = tantivy
+        directory.mkdir(parents=True, exist_ok=True)
+        builder = tantivy.SchemaBuilder()
+        builder.add_text_field("text", tokenizer_name="lockgate")
+        builder.add_text_field("ns", tokenizer_name="raw")
+        builder.add_text_field("key", tokenizer_name="raw")
+        builder.add_text_field("id", stored=True, tokenizer_name="raw")
+        builder.add_bytes_field("payload", stored=True)
+        self._schema = builder.build()
+        self._index = tantivy.Index(self._schema, path=str(directory), reuse=True)
+        self._index.register_tokenizer("lockgate", _analyzer())
+        self._lock = threading.Lock()
+
+    async def upsert(self, records: Sequence[TextRecord]) -> None:
+        if records:
+            await asyncio.to_thread(self._write, lambda writer: self._upsert(writer, records))
+
+    async def search(self, query: str, *, namespace: str, k: int) -> list[TextHit]:
+        expression = match_expression(query)
+        if expression is None or k <= 0:
+            return []
+        return await asyncio.to_thread(self._search, expression, namespace, k)
+
+    async def delete(self, ids: Sequence[str], *, namespace: str) -> None:
+        if ids:
+            keys = [_key(namespace, id_) for id_ in ids]
+            await asyncio.to_thread(self._write, lambda writer: self._delete_keys(writer, keys))
+
+    async def delete_namespace(self, namespace_prefix: str) -> int:
+        prefix = namespace_prefix
+        return await asyncio.to_thread(self._write, lambda w: self._delete_prefix(w, prefix))
+
+    def count(self, namespace: str | None = None) -> int:
+        searcher = self._index.searcher()
+        if namespace is None:
+            return int(searcher.num_docs)
+        query = self._tantivy.Query.term_query(self._schema, "ns", namespace)
+        found: Any = searcher.search(query, 1, count=True)
+        return int(found.count)
+
+    def close(self) -> None:
+        """Nothing is held open between writes; the files stay for the next start."""
+
+    def import_fts5(self, sqlite_path: Path, batch: int = 5000) -> int:
+        """Copies every row of an FTS5 text index (this module's `SqliteTextIndex`) in."""
+        db = sqlite3.connect(sqlite_path)
+        try:
+            rows = db.execute(
+                "SELECT t.namespace, t.id, t.payload, f.text FROM rag_text t"
+                " JOIN rag_fts f ON f.rowid = t.rowid"
+            ).fetchall()
+        except sqlite3.OperationalError:  # no FTS5 tables there: nothing to take over
+            return 0
+        finally:
+            db.close()
+        for start in range(0, len(rows), batch):
+            records = [
+                TextRecord(id_, namespace, text, json.loads(payload))
+                for namespace, id_, payload, text in rows[start : start + batch]
+            ]
+            self._write(partial(self._upsert, records=records))
+        return len(rows)
+
+    def _write(self, operation: Callable[[Any], _T]) -> _T:
+        with self._lock:
+            writer = self._writer()
+            try:
+                result = operation(writer)
+                writer.commit()
+            except BaseException:
+                writer.rollback()
+                raise
+            finally:
+                writer.wait_merging_threads()
+            self._index.reload()
+            return result
+
+    def _writer(self) -> Any:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                return self._index.writer(heap_size=WRITER_HEAP_BYTES, num_threads=1)
+            except ValueError as exc:
+                if "LockBusy" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _upsert(self, writer: Any, records: Sequence[TextRecord]) -> None:
+        for record in records:
+            key = _key(record.namespace, record.id)
+            writer.delete_documents_by_term("key", key)
+            doc = self._tantivy.Document()
+            doc.add_text("text", record.text)
+            doc.add_text("ns", record.namespace)
+            doc.add_text("key", key)
+            doc.add_text("id", record.id)
+            doc.add_bytes("payload", json.dumps(record.payload).encode())
+            writer.add_document(doc)
+
+    @staticmethod
+    def _delete_keys(writer: Any, keys: list[str]) -> None:
+        for key in keys:
+            writer.delete_documents_by_term("key", key)
+
+    def _delete_prefix(self, writer: Any, prefix: str) -> int:
+        searcher = self._index.searcher()
+        removed = 0
+        for term, _ in searcher.terms_with_prefix("ns", prefix):
+            name = term if isinstance(term, str) else term.decode()
+            removed += self.count(name)
+            writer.delete_documents_by_term("ns", name)
+        return removed
+
+    def _search(self, expression: str, namespace: str, k: int) -> list[TextHit]:
+        tantivy = self._tantivy
+        in_namespace = tantivy.Query.term_query(self._schema, "ns", namespace)
+        query = tantivy.Query.boolean_query(
+            [
+                (tantivy.Occur.Must, tantivy.Query.const_score_query(in_namespace, 0.0)),
+                (tantivy.Occur.Must, self._index.parse_query(expression, ["text"])),
+            ]
+        )
+        searcher = self._index.searcher()
+        hits: list[TextHit] = []
+        for score, address in searcher.search(query, k, count=False).hits:
+            doc = searcher.doc(address)
+            payload = json.loads(doc.get_first("payload") or b"{}")
+            hits.append(TextHit(id=str(doc.get_first("id")), score=float(score), payload=payload))
+        return hits
+
+
+def _key(namespace: str, id_: str) -> str:
+    return f"{namespace}{_KEY_SEPARATOR}{id_}"
+
+
+TANTIVY_DIR = "rag-text"
+
+
+def open_text_index(data_dir: Path, sqlite_path: Path) -> TantivyTextIndex | SqliteTextIndex:
+    """Tantivy in `data_dir/rag-text` when it is installed (the `local` extra), else FTS5 in
+    the SQLite file. A new tantivy index first takes over what an FTS5 index of an earlier
+    version holds, so documents ingested before stay searchable by keyword."""
+    if importlib.util.find_spec("tantivy") is None:
+        return SqliteTextIndex(sqlite_path)
+    directory = data_dir / TANTIVY_DIR
+    fresh = not (directory / "meta.json").exists()
+    index = TantivyTextIndex(directory)
+    if fresh and sqlite_path.exists():
+        index.import_fts5(sqlite_path)
+    return index

@@ -1,0 +1,198 @@
+"""One pooled HTTP client for the providers that speak JSON over HTTP (OpenAI and Anthropic wire).
+
+A gateway forwards bytes: the official SDKs' typed request building and their transports cost
+more CPU per request than the rest of the gateway together, so the hot path posts JSON encoded
+once with orjson on an aiohttp session and reads server-sent events straight off the socket.
+Each adapter keeps its own session (one connection pool per upstream), opened lazily inside
+the serving loop.
+
+Failures before a response arrives are classified here, once for every wire: a timeout of the
+connection or of a read is `timeout_read`, anything else on the socket is a connection error.
+What a status or an in-stream error means is the wire's business (its adapter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from lockgate.policy import Timeouts
+from lockgate.providers import errors
+
+USER_AGENT = "lockgate"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A buffered response: the status, its headers (case-insensitive) and the body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One server-sent event: its `event:` name (None when absent) and its joined data."""
+
+    name: str | None
+    data: bytes
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from `retry-after-ms` (finer, where the upstream sends it) or `retry-after`."""
+    milliseconds = errors.parse_retry_after(headers.get("retry-after-ms"))
+    if milliseconds is not None:
+        return milliseconds / 1000
+    return errors.parse_retry_after(headers.get("retry-after"))
+
+
+def transport_error(exc: BaseException) -> errors.ProviderError:
+    """A failure before the upstream answered: every one is worth a retry."""
+    if isinstance(exc, TimeoutError):
+        return errors.timed_out("read")
+    return errors.connection_failed(type(exc).__name__)
+
+
+class SSEDecoder:
+    """Server-sent events from a byte stream, parsed incrementally as chunks arrive.
+
+    Chunk boundaries fall anywhere (inside a line, between `\\r` and `\\n`); only complete
+    events come out. Comments and fields other than `event` and `data` are skipped.
+    """
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        buffer = self._pending + chunk if self._pending else chunk
+        if b"\r" in buffer:
+            held = buffer.endswith(b"\r")  # its `\n` may come with the next chunk
+            body = buffer[:-1] if held else buffer
+            buffer = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if held else b"")
+        *blocks, self._pending = buffer.split(b"\n\n")
+        events: list[Event] = []
+        for block in blocks:
+            event = _event(block)
+            if event is not None:
+                events.append(event)
+        return events
+
+
+def _event(block: bytes) -> Event | None:
+    name: str | None = None
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line or line[0] == 58:  # b":" starts a comment
+            continue
+        field, _, value = line.partition(b":")
+        if value[:1] == b" ":
+            value = value[1:]
+        if field == b"data":
+            data.append(value)
+        elif field == b"event":
+            name = value.decode("utf-8", "replace")
+    if name is None and not data:
+        return None
+    return Event(name, b"\n".join(data))
+
+
+class HttpUpstream:
+    """POSTs JSON to one upstream over a pooled keep-alive session.
+
+    The connect timeout bounds opening a connection; the read timeout (the policy's total, as
+    the SDKs had it) bounds each wait for bytes. The executor's own deadlines (response, first
+    chunk, between chunks) sit above these and cancel the call when they fire.
+    """
+
+    def __init__(self, base_url: str, headers: Mapping[str, str], timeouts: Timeouts) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._headers = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            "user-agent": USER_AGENT,
+            **headers,
+        }
+        self._timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=timeouts.connect_s,
+            sock_connect=timeouts.connect_s,
+            sock_read=timeouts.total_s,
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=0, ttl_dns_cache=300, keepalive_timeout=30, enable_cleanup_closed=True
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers=self._headers,
+                timeout=self._timeout,
+                skip_auto_headers=("User-Agent",),
+                cookie_jar=aiohttp.DummyCookieJar(),  # nothing carried from one tenant's call on
+            )
+        return self._session
+
+    async def post(self, path: str, body: Any) -> Reply:
+        """The whole response; raises `ProviderError` only for transport failures."""
+        try:
+            async with self._open().post(self._base_url + path, data=orjson.dumps(body)) as resp:
+                return Reply(resp.status, resp.headers, await resp.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise transport_error(exc) from None
+
+    async def open_stream(self, path: str, body: Any) -> aiohttp.ClientResponse:
+        """A response whose body is still on the wire; the caller releases it (`events`)."""
+        try:
+            return await self._open().post(
+                self._base_url + path,
+                data=orjson.dumps(body),
+                headers={"accept": "text/event-stream"},
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise transport_error(exc) from None
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+async def read_error(response: aiohttp.ClientResponse) -> Reply:
+    """An error response read whole and released; raises `ProviderError` if the read fails."""
+    try:
+        body = await response.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise transport_error(exc) from None
+    finally:
+        response.release()
+    return Reply(response.status, response.headers, body)
+
+
+async def events(response: aiohttp.ClientResponse) -> AsyncGenerator[Event, None]:
+    """The response's events as they arrive; transport errors propagate as aiohttp raised
+    them (each wire classifies a failure mid-stream its own way). Closing the iterator early
+    closes the connection, so the upstream stops generating."""
+    decoder = SSEDecoder()
+    complete = False
+    try:
+        async for chunk in response.content.iter_any():
+            for event in decoder.feed(chunk):
+                yield event
+        complete = True
+    finally:
+        if complete:
+            response.release()
+        else:
+            response.close()
+
+
+def decode(data: bytes | str) -> Any:
+    """JSON from bytes; raises ValueError (orjson.JSONDecodeError) on anything else."""
+    return orjson.loads(data)

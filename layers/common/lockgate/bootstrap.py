@@ -28,6 +28,7 @@ from lockgate.providers.base import Provider
 from lockgate.rag import wiring as rag_wiring
 from lockgate.rag.folders import sync_folder, watch_folder
 from lockgate.routing.fallback import FallbackExecutor
+from lockgate.routing.remote import RemoteExecutor
 from lockgate.routing.router import Router
 from lockgate.safety.guard import InjectionGuard
 from lockgate.safety.injection import InjectionDetector
@@ -56,6 +57,16 @@ def _provider(name: str, config: Any, timeouts: Timeouts) -> Provider:
     factory = getattr(importlib.import_module(module), cls)
     provider: Provider = factory(name, config, timeouts)
     return provider
+
+
+def policy_for(settings: Settings) -> Policy:
+    return load_policy(settings.config) if settings.config else default_policy()
+
+
+def build_provider(policy: Policy, name: str) -> Provider:
+    """One provider of the policy, for a process that makes single calls (the Step Functions
+    attempt function) rather than serving the whole gateway."""
+    return _provider(name, policy.providers[name], policy.timeouts)
 
 
 class Keys(KeyStore, ApiKeyStore, Protocol):
@@ -190,7 +201,7 @@ class Container:
 
 
 def build(settings: Settings) -> Container:
-    policy = load_policy(settings.config) if settings.config else default_policy()
+    policy = policy_for(settings)
     providers = {
         name: _provider(name, config, policy.timeouts) for name, config in policy.providers.items()
     }
@@ -213,6 +224,7 @@ def build(settings: Settings) -> Container:
         cache=CacheService(stores.exact_cache, SemanticCache(embedder, stores.vectors)),
         controls=TenantControls(directory, Limiter(stores.counters, directory, ledger), ledger),
         guard=InjectionGuard(InjectionDetector(embedder)),
+        remote=_remote_executor(settings, policy),
     )
     service = TenantService(stores.tenants, stores.keys, gateway_keys=stores.gateway_keys)
     stores.closers.append(embedder.close)
@@ -225,6 +237,19 @@ def build(settings: Settings) -> Container:
         gateway.rag = rag_wiring.embedded(settings.data_dir, embedder=embedder)
         container.starters.append(lambda: _sync_folders(container))
     return container
+
+
+def _remote_executor(settings: Settings, policy: Policy) -> RemoteExecutor | None:
+    """The Step Functions fail-over for `executor: step_functions` aliases, when deployed;
+    without it (the laptop) those aliases run in-process like the others."""
+    if settings.state_machine_arn is None:
+        remote = [name for name, a in policy.models.items() if a.executor == "step_functions"]
+        if remote:
+            log.info("no state machine configured: %s fail over in-process", ", ".join(remote))
+        return None
+    from lockgate.stores.aws.step_functions import StepFunctionsExecutor
+
+    return StepFunctionsExecutor(settings.state_machine_arn)
 
 
 async def _connect_aws(container: Container, embedder: MiniLMEmbedder) -> None:

@@ -14,8 +14,8 @@ translation per provider (auth, request and error shapes) beside the adapters th
 Here every provider keeps one translation, and the error taxonomy is the gateway's own.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: pydantic resolves `AttemptInput`'s field types from
+# this module's globals, which a loader that does not register the module cannot offer.
 import asyncio
 import functools
 from typing import Any

@@ -12,16 +12,19 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
+from lockgate.policy import PolicyError, default_policy, load_policy
 
 from infra.components.access import ApiAccess
 from infra.components.api import GatewayApi
 from infra.components.bundling import runtime_requirements
 from infra.components.cache import ExactCacheStore
 from infra.components.documents import Documents
+from infra.components.failover import Failover
 from infra.components.functions import GatewayFunction, OrchestrateFunction
 from infra.components.layers import CommonLayer, PolicyLayer
 from infra.components.tenants import TenantResources
 from infra.settings import Settings
+from infra.stepfunctions import remote_aliases
 
 SEMANTIC_CACHE_INDEX = "lockgate-cache"
 
@@ -114,6 +117,27 @@ class LockgateStack(cdk.Stack):
             self.documents.domain.grant_index_read_write(SEMANTIC_CACHE_INDEX, function)
             for name, value in serving.items():
                 function.add_environment(name, value)
+
+        # Step Functions fail-over for the policy's `executor: step_functions` aliases.
+        self.failover: Failover | None = None
+        try:
+            routing = (
+                load_policy(settings.policy_file) if settings.policy_file else default_policy()
+            )
+        except PolicyError as exc:
+            cdk.Annotations.of(self).add_warning(f"{exc}\nno fail-over state machine compiled")
+            routing = None
+        if routing is not None and remote_aliases(routing):
+            self.failover = Failover(
+                self,
+                "Failover",
+                policy=routing,
+                code_dir=repo / "functions" / "orchestrate",
+                layers=layers,
+                environment=environment,
+            )
+            for function in (self.gateway.function, self.orchestrate.function):
+                self.failover.allow_start(function)
 
         cdk.CfnOutput(
             self,

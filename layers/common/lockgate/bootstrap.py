@@ -28,6 +28,7 @@ from lockgate.providers.base import Provider
 from lockgate.rag import wiring as rag_wiring
 from lockgate.rag.folders import sync_folder, watch_folder
 from lockgate.routing.fallback import FallbackExecutor
+from lockgate.routing.remote import RemoteExecutor
 from lockgate.routing.router import Router
 from lockgate.safety.guard import InjectionGuard
 from lockgate.safety.injection import InjectionDetector
@@ -77,6 +78,17 @@ def _secrets(settings: Settings) -> Secrets | None:
     from lockgate.stores.aws.secrets import ProviderSecrets
 
     return ProviderSecrets(settings.provider_secret_arn)
+
+
+def policy_for(settings: Settings) -> Policy:
+    return load_policy(settings.config) if settings.config else default_policy()
+
+
+def build_provider(policy: Policy, name: str, settings: Settings | None = None) -> Provider:
+    """One provider of the policy, for a process that makes single calls (the Step Functions
+    attempt function) rather than serving the whole gateway."""
+    secrets = _secrets(settings) if settings is not None else None
+    return _provider(name, policy.providers[name], policy.timeouts, secrets)
 
 
 class Keys(KeyStore, ApiKeyStore, Protocol):
@@ -218,7 +230,7 @@ class Container:
 
 
 def build(settings: Settings) -> Container:
-    policy = load_policy(settings.config) if settings.config else default_policy()
+    policy = policy_for(settings)
     secrets = _secrets(settings)
     providers = {
         name: _provider(name, config, policy.timeouts, secrets)
@@ -245,6 +257,7 @@ def build(settings: Settings) -> Container:
         cache=CacheService(stores.exact_cache, SemanticCache(embedder, stores.vectors)),
         controls=TenantControls(directory, Limiter(stores.counters, directory, ledger), ledger),
         guard=InjectionGuard(InjectionDetector(embedder)),
+        remote=_remote_executor(settings, policy),
     )
     service = TenantService(stores.tenants, stores.keys, gateway_keys=stores.gateway_keys)
     stores.closers.append(embedder.close)
@@ -269,6 +282,19 @@ def _requests_embed(policy: Policy) -> bool:
         if policy.safety_for(name).injection_action != "off":
             return True
     return False
+
+
+def _remote_executor(settings: Settings, policy: Policy) -> RemoteExecutor | None:
+    """The Step Functions fail-over for `executor: step_functions` aliases, when deployed;
+    without it (the laptop) those aliases run in-process like the others."""
+    if settings.state_machine_arn is None:
+        remote = [name for name, a in policy.models.items() if a.executor == "step_functions"]
+        if remote:
+            log.info("no state machine configured: %s fail over in-process", ", ".join(remote))
+        return None
+    from lockgate.stores.aws.step_functions import StepFunctionsExecutor
+
+    return StepFunctionsExecutor(settings.state_machine_arn)
 
 
 async def _connect_aws(container: Container, embedder: MiniLMEmbedder) -> None:

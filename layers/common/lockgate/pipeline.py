@@ -24,6 +24,7 @@ from lockgate.providers.errors import ProviderError
 from lockgate.rag.prompt import dont_know_result, grounded_request, retrieval_query, sources
 from lockgate.rag.wiring import RagComponents
 from lockgate.routing.fallback import FallbackExecutor, FallbackExhausted, LiveStream
+from lockgate.routing.remote import RemoteExecutor
 from lockgate.routing.router import Route, Router
 from lockgate.safety.guard import InjectionGuard
 from lockgate.safety.limits import check_input_limits
@@ -120,6 +121,7 @@ class Gateway:
         controls: TenantControls | None = None,
         guard: InjectionGuard | None = None,
         rag: RagComponents | None = None,
+        remote: RemoteExecutor | None = None,
     ) -> None:
         self._auth = auth
         self.router = router
@@ -129,6 +131,7 @@ class Gateway:
         self.controls = controls
         self._guard = guard
         self.rag = rag
+        self.remote = remote
         self._background: set[asyncio.Task[None]] = set()
 
     async def authenticate(
@@ -155,7 +158,8 @@ class Gateway:
             if grounded is None:
                 return dont_know_result()
             try:
-                answer = await self._executor.complete(grounded, admitted.route)
+                executor = self._executor_for(admitted.route, grounded)
+                answer = await executor.complete(grounded, admitted.route)
             except FallbackExhausted as exc:
                 ctx.outcome = "upstream_error"
                 raise from_provider_errors(exc.errors) from None
@@ -340,6 +344,20 @@ class Gateway:
         result = answer.result(ctx.usage)
         result.sources = found
         await self._store(admitted, ctx, control, result)
+
+    def _executor_for(
+        self, route: Route, request: ChatRequest
+    ) -> FallbackExecutor | RemoteExecutor:
+        """A buffered call of a `step_functions` alias runs on the remote executor when there
+        is one and the request fits it; streams never come here."""
+        remote = self.remote
+        if (
+            remote is not None
+            and self._policy.models[route.alias].executor == "step_functions"
+            and remote.fits(request)
+        ):
+            return remote
+        return self._executor
 
     def _route(self, request: ChatRequest, ctx: RequestContext, max_tier: str | None) -> Route:
         route = self.router.route(request, max_tier)

@@ -145,6 +145,11 @@ def _parse_target(value: Any) -> Any:
 class Alias(_Strict):
     targets: list[Target] = Field(min_length=1)
     strategy: Literal["fallback"] = "fallback"
+    executor: Literal["in_process", "step_functions"] = Field(
+        default="in_process",
+        description="who runs retries and fallback for buffered calls: this process, or the "
+        "Step Functions state machine compiled from this policy (AWS); streams stay in-process",
+    )
     retry: RetryPolicy | None = None
     timeouts: Timeouts | None = None
     cache: CachePolicy | None = None

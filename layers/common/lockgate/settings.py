@@ -54,6 +54,9 @@ class Settings(BaseModel):
         default=None, description="Secrets Manager secret (JSON) holding providers' API keys"
     )
     cache_vector_index: str = "lockgate-cache"
+    state_machine_arn: str | None = Field(
+        default=None, description="fail-over state machine for `executor: step_functions` aliases"
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -25,14 +25,17 @@ from lockgate.limits.usage import UsageLedger
 from lockgate.pipeline import Gateway, TenantControls
 from lockgate.policy import Policy, Timeouts, default_policy, load_policy
 from lockgate.providers.base import Provider
+from lockgate.providers.embeddings import EmbeddingProvider
 from lockgate.rag import wiring as rag_wiring
 from lockgate.rag.folders import sync_folder, watch_folder
+from lockgate.routing.embeddings import EmbeddingsService
 from lockgate.routing.fallback import FallbackExecutor
 from lockgate.routing.router import Router
 from lockgate.safety.guard import InjectionGuard
 from lockgate.safety.injection import InjectionDetector
 from lockgate.settings import Settings
 from lockgate.stores.ports import KeyStore, VectorIndex
+from lockgate.stores.responses import ResponseStore
 from lockgate.tenants.auth import ApiGatewayAuthenticator, Authenticator, KeyStoreAuthenticator
 from lockgate.tenants.directory import TenantDirectory
 from lockgate.tenants.keys import Tenant, generate_key, hash_key
@@ -152,6 +155,8 @@ class Container:
     loaders: list[Callable[[], object]] = field(default_factory=list)
     starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    responses: ResponseStore | None = None
+    embeddings: EmbeddingsService | None = None
 
     @property
     def keys(self) -> Keys:
@@ -217,7 +222,20 @@ def build(settings: Settings) -> Container:
     service = TenantService(stores.tenants, stores.keys, gateway_keys=stores.gateway_keys)
     stores.closers.append(embedder.close)
     container = Container(
-        settings, policy, providers, stores, gateway, service, ledger, loaders=[embedder.load]
+        settings,
+        policy,
+        providers,
+        stores,
+        gateway,
+        service,
+        ledger,
+        loaders=[embedder.load],
+        responses=_response_store(settings, stores),
+        embeddings=EmbeddingsService(
+            policy,
+            _embedding_providers(policy, embedder, stores),
+            gateway.controls,
+        ),
     )
     if settings.backend == "aws":
         container.starters.append(lambda: _connect_aws(container, embedder))
@@ -225,6 +243,45 @@ def build(settings: Settings) -> Container:
         gateway.rag = rag_wiring.embedded(settings.data_dir, embedder=embedder)
         container.starters.append(lambda: _sync_folders(container))
     return container
+
+
+def _embedding_providers(
+    policy: Policy, embedder: MiniLMEmbedder, stores: Stores
+) -> dict[str, EmbeddingProvider]:
+    """An embeddings adapter for each provider an embeddings alias names."""
+    from lockgate.providers.embeddings import LocalEmbeddings, OpenAIEmbeddings
+
+    used = {t.provider for alias in policy.embeddings.values() for t in alias.targets}
+    adapters: dict[str, EmbeddingProvider] = {}
+    for name in sorted(used):
+        config = policy.providers[name]
+        if config.kind == "openai":
+            remote = OpenAIEmbeddings(config, policy.timeouts)
+            stores.closers.append(remote.aclose)
+            adapters[name] = remote
+        elif config.kind == "bedrock":
+            from lockgate.providers.bedrock.embeddings import BedrockEmbeddings
+
+            bedrock = BedrockEmbeddings(name, config, policy.timeouts)
+            stores.closers.append(bedrock.aclose)
+            adapters[name] = bedrock
+        else:
+            adapters[name] = LocalEmbeddings(embedder)
+    return adapters
+
+
+def _response_store(settings: Settings, stores: Stores) -> ResponseStore:
+    """DynamoDB when a table is configured; otherwise SQLite in the data folder, which in
+    the aws shape keeps conversations per instance only."""
+    if settings.backend == "aws" and settings.response_table:
+        from lockgate.stores.aws.responses import DynamoResponseStore
+
+        return DynamoResponseStore(settings.response_table)
+    from lockgate.stores.embedded.responses import SqliteResponseStore
+
+    store = SqliteResponseStore(settings.data_dir / "responses.db")
+    stores.closers.append(store.close)
+    return store
 
 
 async def _connect_aws(container: Container, embedder: MiniLMEmbedder) -> None:

@@ -93,19 +93,30 @@ class ChatRequest(BaseModel):
 
 @dataclass(slots=True)
 class Usage:
+    """Tokens of one answer. `prompt_tokens` counts the whole prompt; of it,
+    `cache_read_tokens` were read from and `cache_write_tokens` written to the provider's
+    prompt cache, which providers bill at their own rates."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def as_openai(self) -> dict[str, int]:
-        return {
+    def as_openai(self) -> dict[str, Any]:
+        usage: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
+        if self.cache_read_tokens or self.cache_write_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.cache_read_tokens}
+            if self.cache_write_tokens:
+                usage["prompt_tokens_details"]["cache_write_tokens"] = self.cache_write_tokens
+        return usage
 
 
 @dataclass(slots=True)

@@ -45,6 +45,9 @@ class Settings(BaseModel):
     opensearch_url: str | None = None
     opensearch_auth: Literal["sigv4", "none"] = "sigv4"
     cache_vector_index: str = "lockgate-cache"
+    response_table: str | None = Field(
+        default=None, description="DynamoDB table of /v1/responses conversations (aws backend)"
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -303,6 +303,8 @@ class Gateway:
                 or (0 if cached else admitted.prompt_estimate),
                 completion_tokens=ctx.usage.completion_tokens,
                 cached=cached,
+                cache_read_tokens=ctx.usage.cache_read_tokens,
+                cache_write_tokens=ctx.usage.cache_write_tokens,
             )
         except Exception:
             log.exception("usage accounting failed for request %s", ctx.request_id)

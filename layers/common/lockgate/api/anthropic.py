@@ -284,7 +284,15 @@ def to_messages_response(result: ChatResult, *, model: str, message_id: str) -> 
 
 
 def _usage(usage: Usage) -> dict[str, int]:
-    return {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
+    """Anthropic's `input_tokens` leaves out the prompt-cache reads and writes, which have
+    fields of their own."""
+    cached = usage.cache_read_tokens + usage.cache_write_tokens
+    return {
+        "input_tokens": max(0, usage.prompt_tokens - cached),
+        "output_tokens": usage.completion_tokens,
+        "cache_creation_input_tokens": usage.cache_write_tokens,
+        "cache_read_input_tokens": usage.cache_read_tokens,
+    }
 
 
 def anthropic_error_body(status: int, message: str) -> dict[str, Any]:
@@ -397,8 +405,10 @@ class MessagesStreamEncoder:
         delta = {
             "type": "message_delta",
             "delta": {"stop_reason": stop_reason(finish_reason), "stop_sequence": None},
-            "usage": {
-                "input_tokens": usage.prompt_tokens or self._input_tokens,
+            "usage": _usage(usage)
+            if usage.prompt_tokens
+            else {
+                "input_tokens": self._input_tokens,
                 "output_tokens": usage.completion_tokens,
             },
             **extension(sources),

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lockgate.chat import ChatChunk, Usage
-from lockgate.providers.anthropic.translate import INPUT_FIELDS, finish_reason
+from lockgate.chat import ChatChunk
+from lockgate.providers.anthropic.translate import INPUT_FIELDS, finish_reason, usage_from
 from lockgate.providers.blocks import ToolCallDeltas
 
 
@@ -74,8 +74,5 @@ class StreamTranslator:
         self.finished = True
         return ChatChunk(
             finish_reason=finish_reason(self._stop_reason),
-            usage=Usage(
-                prompt_tokens=sum(self._input.values()),
-                completion_tokens=self._completion_tokens,
-            ),
+            usage=usage_from(self._input, self._completion_tokens),
         )

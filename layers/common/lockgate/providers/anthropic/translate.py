@@ -9,6 +9,7 @@ parsed (not string) input, and `max_tokens` is mandatory.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from lockgate.chat import ChatRequest, ChatResult, Usage
@@ -151,9 +152,9 @@ def result_from(message: Any) -> ChatResult:
     return ChatResult(
         text="".join(texts),
         finish_reason=finish_reason(message.stop_reason),
-        usage=Usage(
-            prompt_tokens=input_tokens(message.usage),
-            completion_tokens=message.usage.output_tokens or 0,
+        usage=usage_from(
+            {field: getattr(message.usage, field, None) or 0 for field in INPUT_FIELDS},
+            message.usage.output_tokens or 0,
         ),
         tool_calls=tool_calls or None,
     )
@@ -163,5 +164,12 @@ INPUT_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input
 """Anthropic reports cache reads and writes apart from `input_tokens`; the prompt is all three."""
 
 
-def input_tokens(usage: Any) -> int:
-    return sum(getattr(usage, field, None) or 0 for field in INPUT_FIELDS)
+def usage_from(inputs: Mapping[str, int], output_tokens: int) -> Usage:
+    """Canonical usage from Anthropic's input counts (by `INPUT_FIELDS` name): the prompt is
+    their sum, with the cache's reads and writes kept apart, as they are billed apart."""
+    return Usage(
+        prompt_tokens=sum(inputs.get(field) or 0 for field in INPUT_FIELDS),
+        completion_tokens=output_tokens,
+        cache_read_tokens=inputs.get("cache_read_input_tokens") or 0,
+        cache_write_tokens=inputs.get("cache_creation_input_tokens") or 0,
+    )

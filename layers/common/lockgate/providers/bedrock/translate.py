@@ -154,8 +154,11 @@ def usage_from(usage: dict[str, Any] | None) -> Usage:
     """Prompt tokens include cache reads and writes, which Converse reports apart."""
     if not usage:
         return Usage()
-    prompt = sum(
-        usage.get(field) or 0
-        for field in ("inputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
+    read = usage.get("cacheReadInputTokens") or 0
+    write = usage.get("cacheWriteInputTokens") or 0
+    return Usage(
+        prompt_tokens=(usage.get("inputTokens") or 0) + read + write,
+        completion_tokens=usage.get("outputTokens") or 0,
+        cache_read_tokens=read,
+        cache_write_tokens=write,
     )
-    return Usage(prompt_tokens=prompt, completion_tokens=usage.get("outputTokens") or 0)

@@ -24,9 +24,12 @@ def request_body(request: ChatRequest, model: str) -> dict[str, Any]:
 def usage_from(usage: Any) -> Usage:
     if not isinstance(usage, dict):
         return Usage()
+    details = usage.get("prompt_tokens_details") or {}
     return Usage(
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
+        cache_read_tokens=int(details.get("cached_tokens") or 0),
+        cache_write_tokens=int(details.get("cache_write_tokens") or 0),
     )
 
 

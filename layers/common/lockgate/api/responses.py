@@ -102,7 +102,18 @@ def input_messages(request: ResponsesRequest) -> list[ChatMessage]:
 def _add_item(messages: list[ChatMessage], item: dict[str, Any], where: str) -> None:
     kind = item.get("type", "message")
     if kind == "message":
-        messages.append(_message(item, where))
+        message = _message(item, where)
+        last = messages[-1] if messages else None
+        if (
+            message.role == "assistant"
+            and last is not None
+            and last.role == "assistant"
+            and not last.content
+            and not last.tool_calls
+        ):
+            last.content = message.content
+        else:
+            messages.append(message)
     elif kind == "function_call":
         call = {
             "id": str(item.get("call_id") or item.get("id") or ""),
@@ -125,9 +136,22 @@ def _add_item(messages: list[ChatMessage], item: dict[str, Any], where: str) -> 
             ChatMessage(role="tool", tool_call_id=str(item.get("call_id") or ""), content=output)
         )
     elif kind == "reasoning":
-        return  # A model's own reasoning, meaningful only to the model that wrote it.
+        _add_reasoning(messages, item)
     else:
         raise bad_request(f"input item type {kind!r} is not supported", param=where)
+
+
+def _add_reasoning(messages: list[ChatMessage], item: dict[str, Any]) -> None:
+    """A reasoning item as the thinking block of the assistant turn it belongs to (the one
+    that follows it); `encrypted_content` carries the signature of a gateway-made item."""
+    text = "".join(str(c.get("text", "")) for c in item.get("content") or [])
+    block = {"type": "thinking", "thinking": text, "signature": item.get("encrypted_content") or ""}
+    last = messages[-1] if messages else None
+    if last is None or last.role != "assistant" or last.content or last.tool_calls:
+        last = ChatMessage(role="assistant", content=None)
+        messages.append(last)
+    extra = last.model_extra if last.model_extra is not None else {}
+    extra.setdefault("thinking_blocks", []).append(block)
 
 
 def _message(item: dict[str, Any], where: str) -> ChatMessage:
@@ -191,10 +215,11 @@ def to_chat_request(request: ResponsesRequest, history: list[ChatMessage]) -> Ch
     if request.lockgate is not None:
         fields["lockgate"] = request.lockgate
     try:
-        return ChatRequest.model_validate(fields)
+        chat = ChatRequest.model_validate(fields)
     except ValidationError as exc:
         detail = exc.errors()[0]
         raise bad_request(f"{'.'.join(map(str, detail['loc']))}: {detail['msg']}") from None
+    return chat.spoken_in("responses")
 
 
 def _chat_tool(tool: dict[str, Any], index: int) -> dict[str, Any]:
@@ -271,8 +296,25 @@ def function_call_item(
     }
 
 
+def reasoning_item(item_id: str, text: str, signature: str = "") -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "type": "reasoning",
+        "id": item_id,
+        "summary": [],
+        "content": [{"type": "reasoning_text", "text": text}],
+        "status": "completed",
+    }
+    if signature:
+        item["encrypted_content"] = signature
+    return item
+
+
 def output_items(result: ChatResult) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = [
+        reasoning_item(new_id("rs_"), str(b.get("thinking", "")), str(b.get("signature", "")))
+        for b in result.thinking or []
+        if b.get("type") == "thinking"
+    ]
     if result.text or not result.tool_calls:
         items.append(message_item(new_id("msg_"), result.text))
     for call in result.tool_calls or []:
@@ -352,7 +394,21 @@ def assistant_message(output: list[dict[str, Any]]) -> ChatMessage:
         for item in output
         if item["type"] == "function_call"
     ]
-    return ChatMessage(role="assistant", content=text or None, tool_calls=calls or None)
+    thinking = [
+        {
+            "type": "thinking",
+            "thinking": "".join(c["text"] for c in item.get("content") or []),
+            "signature": item.get("encrypted_content") or "",
+        }
+        for item in output
+        if item["type"] == "reasoning"
+    ]
+    fields: dict[str, Any] = {"role": "assistant", "content": text or None}
+    if calls:
+        fields["tool_calls"] = calls
+    if thinking:
+        fields["thinking_blocks"] = thinking
+    return ChatMessage.model_validate(fields)
 
 
 class ResponsesStreamEncoder:
@@ -384,6 +440,8 @@ class ResponsesStreamEncoder:
 
     def chunk(self, chunk: ChatChunk) -> bytes:
         frames: list[bytes] = []
+        if chunk.thinking or chunk.signature:
+            frames.extend(self._reasoning_delta(chunk.thinking, chunk.signature))
         if chunk.text:
             frames.extend(self._text_delta(chunk.text))
         for call in chunk.tool_calls or []:
@@ -400,6 +458,21 @@ class ResponsesStreamEncoder:
             frames.append(self._part_event("response.content_part.added", part=part))
         self._text.append(text)
         frames.append(self._part_event("response.output_text.delta", delta=text, logprobs=[]))
+        return frames
+
+    def _reasoning_delta(self, thinking: str, signature: str) -> list[bytes]:
+        frames: list[bytes] = []
+        if self._open is None or self._open["type"] != "reasoning":
+            frames.extend(self._close())
+            item = reasoning_item(new_id("rs_"), "")
+            item["status"] = "in_progress"
+            frames.extend(self._open_item(item))
+        if thinking:
+            self._text.append(thinking)
+            frames.append(self._part_event("response.reasoning_text.delta", delta=thinking))
+        if signature:
+            assert self._open is not None
+            self._open["encrypted_content"] = signature
         return frames
 
     def _tool_delta(self, call: dict[str, Any]) -> list[bytes]:
@@ -456,7 +529,14 @@ class ResponsesStreamEncoder:
             return []
         frames: list[bytes] = []
         index = self.output.index(item)
-        if item["type"] == "message":
+        if item["type"] == "reasoning":
+            text = "".join(self._text)
+            self._text = []
+            item["content"] = [{"type": "reasoning_text", "text": text}]
+            self._open = item
+            frames.append(self._part_event("response.reasoning_text.done", text=text))
+            self._open = None
+        elif item["type"] == "message":
             text = "".join(self._text)
             self._text = []
             part = {"type": "output_text", "text": text, "annotations": []}

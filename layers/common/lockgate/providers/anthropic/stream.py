@@ -61,6 +61,10 @@ class StreamTranslator:
         delta = event.delta
         if delta.type == "text_delta":
             return ChatChunk(text=delta.text) if delta.text else None
+        if delta.type == "thinking_delta":
+            return ChatChunk(thinking=delta.thinking) if delta.thinking else None
+        if delta.type == "signature_delta":
+            return ChatChunk(signature=delta.signature)
         if delta.type == "input_json_delta" and delta.partial_json:
             return self._tool_calls.arguments(event.index, delta.partial_json)
         return None

@@ -52,6 +52,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     app = FastAPI(title="Lockgate", version=__version__, lifespan=lifespan)
     app.state.container = container
+    for middleware, options in container.middleware:
+        app.add_middleware(middleware, **options)
 
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, exc: GatewayError) -> Response:
@@ -67,6 +69,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     @app.get("/health")
     async def health() -> Response:
         return json_response({"status": "ok", "version": __version__})
+
+    if container.metrics_text is not None:
+        metrics_text = container.metrics_text
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics() -> Response:
+            return Response(metrics_text(), media_type="text/plain; version=0.0.4")
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
@@ -329,7 +338,22 @@ def _fields(
         "prompt_tokens": ctx.usage.prompt_tokens,
         "completion_tokens": ctx.usage.completion_tokens,
         "stream": stream,
+        "cache": ctx.cache,
+        "cache_read_tokens": ctx.usage.cache_read_tokens,
+        "cache_write_tokens": ctx.usage.cache_write_tokens,
+        "cached_usage": (ctx.cached_usage.prompt_tokens, ctx.cached_usage.completion_tokens)
+        if ctx.cached_usage
+        else None,
+        "first_token_ms": round(ctx.first_token_s * 1000, 2) if ctx.first_token_s else None,
+        "overhead_ms": round(_overhead_ms(ctx), 2),
     }
+
+
+def _overhead_ms(ctx: RequestContext) -> float:
+    """The gateway's own time; for a stream, up to its first token (the rest is relaying)."""
+    if ctx.first_token_s is None:
+        return ctx.overhead_ms
+    return (ctx.first_token_s - ctx.upstream_s) * 1000
 
 
 def _conversations(container: Container) -> ResponseStore:

@@ -155,8 +155,14 @@ class Container:
     loaders: list[Callable[[], object]] = field(default_factory=list)
     starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    middleware: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
+    """ASGI middleware the app adds (tracing, when it is on)."""
+    finalizers: list[Callable[[], object]] = field(default_factory=list)
+    """Run last on close: telemetry detaches after everything else has reported."""
     responses: ResponseStore | None = None
     embeddings: EmbeddingsService | None = None
+    metrics_text: Callable[[], bytes] | None = None
+    """Prometheus exposition, when the metrics adapter serves `/metrics` itself."""
 
     @property
     def keys(self) -> Keys:
@@ -181,7 +187,7 @@ class Container:
         closers += [p.aclose for p in self.providers.values()]
         if self.gateway.rag is not None:
             closers.append(self.gateway.rag.aclose)
-        for close in [*closers, *self.stores.closers]:
+        for close in [*closers, *self.stores.closers, *self.finalizers]:
             try:
                 done = close()
                 if inspect.isawaitable(done):
@@ -242,6 +248,7 @@ def build(settings: Settings) -> Container:
     else:
         gateway.rag = rag_wiring.embedded(settings.data_dir, embedder=embedder)
         container.starters.append(lambda: _sync_folders(container))
+    _observe(container)
     return container
 
 
@@ -268,6 +275,27 @@ def _embedding_providers(
         else:
             adapters[name] = LocalEmbeddings(embedder)
     return adapters
+
+
+def _observe(container: Container) -> None:
+    """Metrics (Prometheus locally, CloudWatch EMF on AWS) and, when an OTLP endpoint is set,
+    traces: both fed from each request's access-log fields."""
+    from lockgate.metrics import EmfMetrics, Metrics, PrometheusMetrics
+    from lockgate.observability import add_request_sink
+
+    settings, prices = container.settings, container.policy.prices
+    metrics: Metrics
+    if settings.backend == "aws":
+        metrics = EmfMetrics(prices)
+    else:
+        prometheus = PrometheusMetrics(prices, max_tenants=settings.metrics_tenants)
+        container.metrics_text = prometheus.render
+        metrics = prometheus
+    container.finalizers.append(add_request_sink(metrics.observe))
+    if settings.otlp_endpoint:
+        from lockgate.tracing import enable_tracing
+
+        container.finalizers.append(enable_tracing(container, settings.otlp_endpoint))
 
 
 def _response_store(settings: Settings, stores: Stores) -> ResponseStore:

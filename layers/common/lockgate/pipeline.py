@@ -176,6 +176,8 @@ class Gateway:
             finally:
                 ctx.upstream_s += time.perf_counter() - waited
             ctx.model, ctx.attempts = answer.target.key, answer.attempts
+            if answer.attempts == 1:
+                self.router.latency.observe(answer.target, ctx.upstream_s)
             ctx.usage = answer.result.usage
             answer.result.sources = found
             await self._store(admitted, ctx, control, answer.result)
@@ -212,6 +214,8 @@ class Gateway:
             raise
         ctx.first_token_s = time.perf_counter() - ctx.started
         ctx.model, ctx.attempts = live.target.key, live.attempts
+        if live.attempts == 1:
+            self.router.latency.observe(live.target, ctx.upstream_s)
         relay = self._relay(live, admitted, ctx, control, found)
         return self._accounted(relay, admitted, ctx)
 

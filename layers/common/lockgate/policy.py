@@ -133,6 +133,7 @@ class Price(_Strict):
 class Target(_Strict):
     provider: str
     model: str
+    weight: float = Field(default=1.0, ge=0, description="share of traffic under `weighted`")
 
     @property
     def key(self) -> str:
@@ -150,7 +151,11 @@ def _parse_target(value: Any) -> Any:
 
 class Alias(_Strict):
     targets: list[Target] = Field(min_length=1)
-    strategy: Literal["fallback"] = "fallback"
+    strategy: Literal["fallback", "weighted", "least_latency"] = Field(
+        default="fallback",
+        description="try targets in order; or spread by weight; or fastest first (moving "
+        "time-to-first-token estimate); failures fall back along the rest either way",
+    )
     retry: RetryPolicy | None = None
     timeouts: Timeouts | None = None
     cache: CachePolicy | None = None

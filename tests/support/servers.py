@@ -128,3 +128,11 @@ def mock_policy(upstream: str, models: dict[str, Any], **extra: Any) -> dict[str
     }
     policy.update(extra)
     return policy
+
+
+def upstream_requests(upstream: str, containing: str) -> list[dict[str, Any]]:
+    """Bodies the mock upstream received (`GET /_mock/requests`) whose JSON mentions a marker."""
+    import httpx
+
+    recorded: list[dict[str, Any]] = httpx.get(f"{upstream}/_mock/requests").json()
+    return [r for r in recorded if containing in str(r["body"])]

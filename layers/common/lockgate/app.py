@@ -15,7 +15,9 @@ from starlette.responses import Response, StreamingResponse
 
 from lockgate import __version__
 from lockgate.api import anthropic as anthropic_wire
+from lockgate.api.conversations import ResponsesTurn, stored_response
 from lockgate.api.documents import documents_router
+from lockgate.api.embeddings import EmbeddingsRequest, embeddings_body
 from lockgate.api.errors import GatewayError, bad_request
 from lockgate.api.http import (
     api_key,
@@ -31,6 +33,7 @@ from lockgate.chat import ChatChunk, ChatRequest, ChatResult, Usage
 from lockgate.observability import log_request
 from lockgate.pipeline import CacheControl, RequestContext
 from lockgate.settings import Settings
+from lockgate.stores.responses import ResponseStore
 from lockgate.tenants.admin import admin_router
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -49,6 +52,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     app = FastAPI(title="Lockgate", version=__version__, lifespan=lifespan)
     app.state.container = container
+    for middleware, options in container.middleware:
+        app.add_middleware(middleware, **options)
 
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, exc: GatewayError) -> Response:
@@ -64,6 +69,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     @app.get("/health")
     async def health() -> Response:
         return json_response({"status": "ok", "version": __version__})
+
+    if container.metrics_text is not None:
+        metrics_text = container.metrics_text
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics() -> Response:
+            return Response(metrics_text(), media_type="text/plain; version=0.0.4")
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
@@ -127,10 +139,70 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     async def messages(request: Request) -> Response:
         return await chat(request, ANTHROPIC)
 
+    async def responses(request: Request) -> Response:
+        """The Responses API: the chat flow, with the conversation read before and kept after."""
+        started = time.perf_counter()
+        ctx = RequestContext(request_id(request))
+        path = "/v1/responses"
+        try:
+            tenant = gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
+            body = await read_body(request, limit)
+            turn = await ResponsesTurn.open(
+                body, _conversations(container), tenant.id, container.policy.response_ttl_s
+            )
+            control = CacheControl.of(turn.chat, request.headers.get("cache-control"))
+            if turn.chat.stream:
+                chunks = await gateway.stream(turn.chat, ctx, control)
+                return _sse(turn, turn.chat, turn.remembering(chunks), ctx, started)
+            result = await gateway.complete(turn.chat, ctx, control)
+            answer = turn.body(result, _model(ctx))
+            await turn.remember(answer)
+            response = json_response(answer, headers=ctx.headers())
+        except GatewayError as exc:
+            response = _error_response(request, exc, ctx)
+        log_request(_fields(path, ctx, response.status_code), started)
+        return response
+
+    async def embeddings(request: Request) -> Response:
+        started = time.perf_counter()
+        ctx = RequestContext(request_id(request))
+        try:
+            gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
+            body = parse(EmbeddingsRequest, await read_body(request, limit))
+            if container.embeddings is None:
+                raise GatewayError(404, "Embeddings are not configured.", code="not_found")
+            result = await container.embeddings.embed(body, ctx)
+            answer = embeddings_body(result, model=body.model, encoding=body.encoding_format)
+            response = json_response(answer, headers=ctx.headers())
+        except GatewayError as exc:
+            response = _error_response(request, exc, ctx)
+        log_request(_fields("/v1/embeddings", ctx, response.status_code), started)
+        return response
+
+    async def stored(request: Request) -> Response:
+        """`GET /v1/responses/{id}`, `DELETE` too: the caller's own stored responses only."""
+        ctx = RequestContext(request_id(request))
+        response_id = request.path_params["response_id"]
+        try:
+            tenant = gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
+            store = _conversations(container)
+            if request.method == "DELETE":
+                if not await store.delete(tenant.id, response_id):
+                    await stored_response(store, tenant.id, response_id)
+                body = {"id": response_id, "object": "response", "deleted": True}
+            else:
+                body = await stored_response(store, tenant.id, response_id)
+        except GatewayError as exc:
+            return _error_response(request, exc, ctx)
+        return json_response(body, headers=ctx.headers())
+
     # The chat routes are the hot path: mounted as plain Starlette routes, they skip FastAPI's
     # per-request dependency resolution, which they do not use.
     app.add_route(OPENAI.path, chat_completions, methods=["POST"])
     app.add_route(ANTHROPIC.path, messages, methods=["POST"])
+    app.add_route("/v1/responses", responses, methods=["POST"])
+    app.add_route("/v1/embeddings", embeddings, methods=["POST"])
+    app.add_route("/v1/responses/{response_id}", stored, methods=["GET", "DELETE"])
 
     app.include_router(documents_router(gateway, limit))
     admin_key = container.settings.admin_key
@@ -266,7 +338,28 @@ def _fields(
         "prompt_tokens": ctx.usage.prompt_tokens,
         "completion_tokens": ctx.usage.completion_tokens,
         "stream": stream,
+        "cache": ctx.cache,
+        "cache_read_tokens": ctx.usage.cache_read_tokens,
+        "cache_write_tokens": ctx.usage.cache_write_tokens,
+        "cached_usage": (ctx.cached_usage.prompt_tokens, ctx.cached_usage.completion_tokens)
+        if ctx.cached_usage
+        else None,
+        "first_token_ms": round(ctx.first_token_s * 1000, 2) if ctx.first_token_s else None,
+        "overhead_ms": round(_overhead_ms(ctx), 2),
     }
+
+
+def _overhead_ms(ctx: RequestContext) -> float:
+    """The gateway's own time; for a stream, up to its first token (the rest is relaying)."""
+    if ctx.first_token_s is None:
+        return ctx.overhead_ms
+    return (ctx.first_token_s - ctx.upstream_s) * 1000
+
+
+def _conversations(container: Container) -> ResponseStore:
+    if container.responses is None:
+        raise GatewayError(404, "The Responses API is not configured.", code="not_found")
+    return container.responses
 
 
 def _model(ctx: RequestContext) -> str:

@@ -25,8 +25,10 @@ from lockgate.limits.usage import UsageLedger
 from lockgate.pipeline import Gateway, TenantControls
 from lockgate.policy import Policy, Timeouts, default_policy, load_policy
 from lockgate.providers.base import Provider
+from lockgate.providers.embeddings import EmbeddingProvider
 from lockgate.rag import wiring as rag_wiring
 from lockgate.rag.folders import sync_folder, watch_folder
+from lockgate.routing.embeddings import EmbeddingsService
 from lockgate.routing.fallback import FallbackExecutor
 from lockgate.routing.remote import RemoteExecutor
 from lockgate.routing.router import Router
@@ -34,6 +36,7 @@ from lockgate.safety.guard import InjectionGuard
 from lockgate.safety.injection import InjectionDetector
 from lockgate.settings import Settings
 from lockgate.stores.ports import KeyStore, VectorIndex
+from lockgate.stores.responses import ResponseStore
 from lockgate.tenants.auth import ApiGatewayAuthenticator, Authenticator, KeyStoreAuthenticator
 from lockgate.tenants.directory import TenantDirectory
 from lockgate.tenants.keys import generate_key
@@ -192,6 +195,14 @@ class Container:
     loaders: list[Callable[[], object]] = field(default_factory=list)
     starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    middleware: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
+    """ASGI middleware the app adds (tracing, when it is on)."""
+    finalizers: list[Callable[[], object]] = field(default_factory=list)
+    """Run last on close: telemetry detaches after everything else has reported."""
+    responses: ResponseStore | None = None
+    embeddings: EmbeddingsService | None = None
+    metrics_text: Callable[[], bytes] | None = None
+    """Prometheus exposition, when the metrics adapter serves `/metrics` itself."""
 
     @property
     def keys(self) -> Keys:
@@ -216,7 +227,7 @@ class Container:
         closers += [p.aclose for p in self.providers.values()]
         if self.gateway.rag is not None:
             closers.append(self.gateway.rag.aclose)
-        for close in [*closers, *self.stores.closers]:
+        for close in [*closers, *self.stores.closers, *self.finalizers]:
             try:
                 done = close()
                 if inspect.isawaitable(done):
@@ -261,13 +272,28 @@ def build(settings: Settings) -> Container:
     )
     service = TenantService(stores.tenants, stores.keys, gateway_keys=stores.gateway_keys)
     stores.closers.append(embedder.close)
-    loaders: list[Callable[[], object]] = [embedder.load] if _requests_embed(policy) else []
-    container = Container(settings, policy, providers, stores, gateway, service, ledger, loaders)
+    container = Container(
+        settings,
+        policy,
+        providers,
+        stores,
+        gateway,
+        service,
+        ledger,
+        loaders=[embedder.load] if _requests_embed(policy) else [],
+        responses=_response_store(settings, stores),
+        embeddings=EmbeddingsService(
+            policy,
+            _embedding_providers(policy, embedder, stores),
+            gateway.controls,
+        ),
+    )
     if settings.backend == "aws":
         container.starters.append(lambda: _connect_aws(container, embedder))
     else:
         gateway.rag = rag_wiring.embedded(settings.data_dir, embedder=embedder)
         container.starters.append(lambda: _sync_folders(container))
+    _observe(container)
     return container
 
 
@@ -295,6 +321,66 @@ def _remote_executor(settings: Settings, policy: Policy) -> RemoteExecutor | Non
     from lockgate.stores.aws.step_functions import StepFunctionsExecutor
 
     return StepFunctionsExecutor(settings.state_machine_arn)
+
+
+def _embedding_providers(
+    policy: Policy, embedder: MiniLMEmbedder, stores: Stores
+) -> dict[str, EmbeddingProvider]:
+    """An embeddings adapter for each provider an embeddings alias names."""
+    from lockgate.providers.embeddings import LocalEmbeddings, OpenAIEmbeddings
+
+    used = {t.provider for alias in policy.embeddings.values() for t in alias.targets}
+    adapters: dict[str, EmbeddingProvider] = {}
+    for name in sorted(used):
+        config = policy.providers[name]
+        if config.kind == "openai":
+            remote = OpenAIEmbeddings(config, policy.timeouts)
+            stores.closers.append(remote.aclose)
+            adapters[name] = remote
+        elif config.kind == "bedrock":
+            from lockgate.providers.bedrock.embeddings import BedrockEmbeddings
+
+            bedrock = BedrockEmbeddings(name, config, policy.timeouts)
+            stores.closers.append(bedrock.aclose)
+            adapters[name] = bedrock
+        else:
+            adapters[name] = LocalEmbeddings(embedder)
+    return adapters
+
+
+def _observe(container: Container) -> None:
+    """Metrics (Prometheus locally, CloudWatch EMF on AWS) and, when an OTLP endpoint is set,
+    traces: both fed from each request's access-log fields."""
+    from lockgate.metrics import EmfMetrics, Metrics, PrometheusMetrics
+    from lockgate.observability import add_request_sink
+
+    settings, prices = container.settings, container.policy.prices
+    metrics: Metrics
+    if settings.backend == "aws":
+        metrics = EmfMetrics(prices)
+    else:
+        prometheus = PrometheusMetrics(prices, max_tenants=settings.metrics_tenants)
+        container.metrics_text = prometheus.render
+        metrics = prometheus
+    container.finalizers.append(add_request_sink(metrics.observe))
+    if settings.otlp_endpoint:
+        from lockgate.tracing import enable_tracing
+
+        container.finalizers.append(enable_tracing(container, settings.otlp_endpoint))
+
+
+def _response_store(settings: Settings, stores: Stores) -> ResponseStore:
+    """DynamoDB when a table is configured; otherwise SQLite in the data folder, which in
+    the aws shape keeps conversations per instance only."""
+    if settings.backend == "aws" and settings.response_table:
+        from lockgate.stores.aws.responses import DynamoResponseStore
+
+        return DynamoResponseStore(settings.response_table)
+    from lockgate.stores.embedded.responses import SqliteResponseStore
+
+    store = SqliteResponseStore(settings.data_dir / "responses.db")
+    stores.closers.append(store.close)
+    return store
 
 
 async def _connect_aws(container: Container, embedder: MiniLMEmbedder) -> None:

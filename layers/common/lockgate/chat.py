@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -75,6 +75,27 @@ class ChatRequest(BaseModel):
     logit_bias: dict[str, float] | None = None
     user: str | None = None
     lockgate: LockgateOptions | None = None
+    _dialect: str = PrivateAttr(default="openai")
+    _native: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def spoken_in(self, dialect: str, native: dict[str, Any] | None = None) -> ChatRequest:
+        """Marks the protocol the client spoke, with its fields that have no canonical form.
+
+        A target speaking the same protocol gets `native` back untouched; others never see it.
+        Extensions the ingress translation put in canonical messages (`cache_control` on parts,
+        `thinking_blocks` on assistant turns) are read by targets that understand them and
+        removed for an OpenAI target unless the client itself spoke OpenAI's dialect."""
+        self._dialect = dialect
+        self._native = native or {}
+        return self
+
+    @property
+    def dialect(self) -> str:
+        return self._dialect
+
+    @property
+    def native(self) -> dict[str, Any]:
+        return self._native
 
     @property
     def output_limit(self) -> int | None:
@@ -93,19 +114,30 @@ class ChatRequest(BaseModel):
 
 @dataclass(slots=True)
 class Usage:
+    """Tokens of one answer. `prompt_tokens` counts the whole prompt; of it,
+    `cache_read_tokens` were read from and `cache_write_tokens` written to the provider's
+    prompt cache, which providers bill at their own rates."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def as_openai(self) -> dict[str, int]:
-        return {
+    def as_openai(self) -> dict[str, Any]:
+        usage: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
+        if self.cache_read_tokens or self.cache_write_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.cache_read_tokens}
+            if self.cache_write_tokens:
+                usage["prompt_tokens_details"]["cache_write_tokens"] = self.cache_write_tokens
+        return usage
 
 
 @dataclass(slots=True)
@@ -118,6 +150,10 @@ class ChatChunk:
 
     text: str = ""
     tool_calls: list[dict[str, Any]] | None = None
+    thinking: str = ""
+    """Reasoning text, for models that show it (Anthropic thinking, Bedrock reasoning)."""
+    signature: str = ""
+    """The end of a thinking block: the provider's signature, needed to send it back."""
     finish_reason: str | None = None
     usage: Usage | None = None
     sources: list[dict[str, Any]] | None = None
@@ -134,3 +170,10 @@ class ChatResult:
     tool_calls: list[dict[str, Any]] | None = None
     sources: list[dict[str, Any]] | None = None
     """The documents a grounded (RAG) answer drew on; entry n is what it cites as [n]."""
+    thinking: list[dict[str, Any]] | None = None
+    """Reasoning blocks, Anthropic-shaped: `{"type": "thinking", "thinking", "signature"}` or
+    `{"type": "redacted_thinking", "data"}`; a follow-up turn sends them back unchanged."""
+
+    @property
+    def reasoning_text(self) -> str:
+        return "".join(str(b.get("thinking", "")) for b in self.thinking or ())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -44,8 +45,23 @@ def configure_logging(level: str = "INFO") -> None:
 
 access_log = logging.getLogger("lockgate.access")
 
+RequestSink = Callable[[dict[str, Any]], None]
+_sinks: list[RequestSink] = []
+
+
+def add_request_sink(sink: RequestSink) -> Callable[[], None]:
+    """Also hands every finished request's fields to `sink` (metrics, trace attributes);
+    returns the function that removes it again."""
+    _sinks.append(sink)
+    return lambda: _sinks.remove(sink) if sink in _sinks else None
+
 
 def log_request(fields: dict[str, Any], started: float) -> None:
+    fields["ms"] = round((time.perf_counter() - started) * 1000, 2)
+    for sink in _sinks:
+        try:
+            sink(fields)
+        except Exception:
+            logging.getLogger("lockgate").exception("request sink failed")
     if access_log.isEnabledFor(logging.INFO):
-        fields["ms"] = round((time.perf_counter() - started) * 1000, 2)
         access_log.info("request", extra={"fields": fields})

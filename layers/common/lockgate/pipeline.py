@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,9 +75,24 @@ class RequestContext:
     outcome: str = "ok"
     extra_headers: dict[str, str] = field(default_factory=dict)
     """Rate-limit and safety headers, decided on the way in."""
+    started: float = field(default_factory=time.perf_counter)
+    upstream_s: float = 0.0
+    """Time spent waiting for upstreams (to the first chunk, for a stream)."""
+    first_token_s: float | None = None
+    cached_usage: Usage | None = None
+    """On a cache hit: what the cached answer cost when it was made."""
+
+    @property
+    def overhead_ms(self) -> float:
+        """Time spent in the gateway itself so far: everything but the upstream wait."""
+        return (time.perf_counter() - self.started - self.upstream_s) * 1000
 
     def headers(self) -> dict[str, str]:
-        headers = {"x-request-id": self.request_id, **self.extra_headers}
+        headers = {
+            "x-request-id": self.request_id,
+            **self.extra_headers,
+            "x-lockgate-overhead-ms": f"{self.overhead_ms:.2f}",
+        }
         if self.tier:
             headers["x-lockgate-tier"] = self.tier
         if self.model:
@@ -157,13 +173,18 @@ class Gateway:
             grounded, found = await self._ground(admitted, ctx)
             if grounded is None:
                 return dont_know_result()
+            waited = time.perf_counter()
             try:
                 executor = self._executor_for(admitted.route, grounded)
                 answer = await executor.complete(grounded, admitted.route)
             except FallbackExhausted as exc:
                 ctx.outcome = "upstream_error"
                 raise from_provider_errors(exc.errors) from None
+            finally:
+                ctx.upstream_s += time.perf_counter() - waited
             ctx.model, ctx.attempts = answer.target.key, answer.attempts
+            if answer.attempts == 1:
+                self.router.latency.observe(answer.target, ctx.upstream_s)
             ctx.usage = answer.result.usage
             answer.result.sources = found
             await self._store(admitted, ctx, control, answer.result)
@@ -187,15 +208,21 @@ class Gateway:
             grounded, found = await self._ground(admitted, ctx)
             if grounded is None:
                 return self._accounted(_replay(dont_know_result()), admitted, ctx)
+            waited = time.perf_counter()
             try:
                 live = await self._executor.open_stream(grounded, admitted.route)
             except FallbackExhausted as exc:
                 ctx.outcome = "upstream_error"
                 raise from_provider_errors(exc.errors) from None
+            finally:
+                ctx.upstream_s += time.perf_counter() - waited
         except BaseException:
             await self._account(admitted, ctx)
             raise
+        ctx.first_token_s = time.perf_counter() - ctx.started
         ctx.model, ctx.attempts = live.target.key, live.attempts
+        if live.attempts == 1:
+            self.router.latency.observe(live.target, ctx.upstream_s)
         relay = self._relay(live, admitted, ctx, control, found)
         return self._accounted(relay, admitted, ctx)
 
@@ -310,6 +337,8 @@ class Gateway:
                 or (0 if cached else admitted.prompt_estimate),
                 completion_tokens=ctx.usage.completion_tokens,
                 cached=cached,
+                cache_read_tokens=ctx.usage.cache_read_tokens,
+                cache_write_tokens=ctx.usage.cache_write_tokens,
             )
         except Exception:
             log.exception("usage accounting failed for request %s", ctx.request_id)
@@ -386,7 +415,7 @@ class Gateway:
         if cached is not None:
             ctx.cache, ctx.similarity = cached.kind, cached.similarity
             ctx.model, ctx.attempts = cached.model, 0
-            ctx.usage = Usage()
+            ctx.cached_usage, ctx.usage = cached.result.usage, Usage()
         return cached
 
     async def _store(

@@ -118,15 +118,22 @@ class SafetyPolicy(_Strict):
 
 
 class Price(_Strict):
-    """USD per million tokens, for budgets and `GET /v1/usage`."""
+    """USD per million tokens, for budgets and `GET /v1/usage`.
+
+    Providers bill prompt-cache reads and writes at their own rates (Anthropic: writes 1.25
+    times the input rate for the 5-minute cache, twice it for the 1-hour one, reads a tenth;
+    OpenAI: reads half or less, writes free); unset, both cost the input rate."""
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
+    cache_read: float | None = Field(default=None, ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
 
 
 class Target(_Strict):
     provider: str
     model: str
+    weight: float = Field(default=1.0, ge=0, description="share of traffic under `weighted`")
 
     @property
     def key(self) -> str:
@@ -144,7 +151,11 @@ def _parse_target(value: Any) -> Any:
 
 class Alias(_Strict):
     targets: list[Target] = Field(min_length=1)
-    strategy: Literal["fallback"] = "fallback"
+    strategy: Literal["fallback", "weighted", "least_latency"] = Field(
+        default="fallback",
+        description="try targets in order; or spread by weight; or fastest first (moving "
+        "time-to-first-token estimate); failures fall back along the rest either way",
+    )
     executor: Literal["in_process", "step_functions"] = Field(
         default="in_process",
         description="who runs retries and fallback for buffered calls: this process, or the "
@@ -163,9 +174,26 @@ class Alias(_Strict):
         return [_parse_target(v) for v in value] if isinstance(value, list) else value
 
 
+class EmbeddingAlias(_Strict):
+    """A `/v1/embeddings` model name: tried in order, the next one when a target fails.
+
+    A target's provider decides the API: `openai` kind → any OpenAI-compatible embeddings
+    endpoint; `bedrock` → Titan (`amazon.titan-embed-*`) or Cohere (`cohere.embed-*`);
+    `local` → the bundled MiniLM (model `all-MiniLM-L6-v2`)."""
+
+    targets: list[Target] = Field(min_length=1)
+    description: str = ""
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _targets(cls, value: Any) -> Any:
+        return [_parse_target(v) for v in value] if isinstance(value, list) else value
+
+
 class Policy(_Strict):
     providers: dict[str, ProviderConfig] = Field(min_length=1)
     models: dict[str, Alias] = Field(min_length=1)
+    embeddings: dict[str, EmbeddingAlias] = Field(default_factory=dict)
     tiers: dict[Literal["simple", "medium", "complex"], str] = Field(default_factory=dict)
     retry: RetryPolicy = RetryPolicy()
     timeouts: Timeouts = Timeouts()
@@ -174,6 +202,9 @@ class Policy(_Strict):
     safety: SafetyPolicy = SafetyPolicy()
     prices: dict[str, Price] = Field(
         default_factory=dict, description="by target 'provider/model'; unpriced targets cost 0"
+    )
+    response_ttl_s: float = Field(
+        default=30 * 86400.0, gt=0, description="how long /v1/responses conversations are kept"
     )
 
     @model_validator(mode="after")
@@ -186,6 +217,14 @@ class Policy(_Strict):
                     raise ValueError(
                         f"models.{name}.targets.{i}.provider: unknown provider "
                         f"{target.provider!r} (known: {', '.join(sorted(self.providers))})"
+                    )
+        for name, embedding in self.embeddings.items():
+            for i, target in enumerate(embedding.targets):
+                config = self.providers.get(target.provider)
+                if config is None or config.kind == "anthropic":
+                    raise ValueError(
+                        f"embeddings.{name}.targets.{i}.provider: {target.provider!r} is not "
+                        "an openai, bedrock or local provider"
                     )
         for tier, alias_name in self.tiers.items():
             if alias_name not in self.models:
@@ -279,6 +318,12 @@ def default_policy() -> Policy:
                 },
             },
             "tiers": {"simple": "local", "medium": "local", "complex": "local"},
+            "embeddings": {
+                "minilm": {
+                    "targets": ["local/all-MiniLM-L6-v2"],
+                    "description": "all-MiniLM-L6-v2 (384 dimensions), in process",
+                }
+            },
         },
         "<embedded default>",
     )

@@ -57,6 +57,16 @@ class Settings(BaseModel):
     state_machine_arn: str | None = Field(
         default=None, description="fail-over state machine for `executor: step_functions` aliases"
     )
+    response_table: str | None = Field(
+        default=None, description="DynamoDB table of /v1/responses conversations (aws backend)"
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces endpoint (e.g. http://localhost:4318); off if unset",
+    )
+    metrics_tenants: int = Field(
+        default=20, ge=0, description="tenants with a metrics label of their own; others: 'other'"
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

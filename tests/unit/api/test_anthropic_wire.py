@@ -114,7 +114,9 @@ def test_to_chat_request_builds_the_canonical_shape() -> None:
     assert chat.stream and chat.wants_stream_usage
     assert chat.tool_choice == "auto"
     assert (chat.model_extra or {}).get("parallel_tool_calls") is False
-    assert "top_k" not in (chat.model_extra or {})
+    # top_k rides along for Anthropic and Bedrock targets; an OpenAI target never sees it.
+    assert (chat.model_extra or {}).get("top_k") == 40
+    assert chat.dialect == "anthropic"
     assert chat.tools == [
         {
             "type": "function",
@@ -139,7 +141,7 @@ def test_round_trip_through_the_anthropic_provider_restores_the_request() -> Non
     assert arguments["stop_sequences"] == ["END"]
     assert arguments["max_tokens"] == 256
     assert arguments["metadata"] == {"user_id": "u-7"}
-    assert arguments["extra_body"] == {"temperature": 0.3, "top_p": 0.8}
+    assert arguments["extra_body"] == {"temperature": 0.3, "top_p": 0.8, "top_k": 40}
 
 
 @pytest.mark.parametrize(
@@ -161,8 +163,6 @@ def test_tool_choice(choice: dict[str, Any], expected: Any) -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        {"messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]},
-        {"tools": [{"type": "web_search_20250305", "name": "web_search"}]},
         {"tool_choice": {"type": "tool"}},
         {"system": None, "messages": [{"role": "user", "content": []}]},
     ],
@@ -171,6 +171,28 @@ def test_unsupported_input_is_a_400(change: dict[str, Any]) -> None:
     with pytest.raises(GatewayError) as caught:
         to_chat_request(MessagesRequest.model_validate({**CONVERSATION, **change}))
     assert caught.value.status == 400
+
+
+def test_blocks_and_tools_without_a_canonical_form_reach_an_anthropic_target_unchanged() -> None:
+    document = {
+        "type": "document",
+        "source": {"type": "text", "media_type": "text/plain", "data": "x"},
+        "cache_control": {"type": "ephemeral"},
+    }
+    server_tool = {"type": "web_search_20250305", "name": "web_search", "max_uses": 2}
+    request = MessagesRequest.model_validate(
+        {
+            **CONVERSATION,
+            "messages": [{"role": "user", "content": [document]}],
+            "tools": [server_tool],
+            "tool_choice": None,
+            "service_tier": "auto",
+        }
+    )
+    arguments = request_arguments(to_chat_request(request), "claude-real", default_max_tokens=1)
+    assert arguments["messages"] == [{"role": "user", "content": [document]}]
+    assert arguments["tools"] == [server_tool]
+    assert arguments["extra_body"]["service_tier"] == "auto"
 
 
 def test_request_model_requires_max_tokens_and_keeps_unknown_fields() -> None:

@@ -464,13 +464,13 @@ async def test_iterate_in_thread_interrupts_a_blocked_read_when_left_early() -> 
     assert await asyncio.to_thread(closed.wait, 2)
 
 
-def test_translator_ignores_unknown_events_and_reasoning() -> None:
+def test_translator_ignores_unknown_events_and_passes_reasoning_on() -> None:
     translator = StreamTranslator()
     assert translator.feed({"messageStart": {"role": "assistant"}}) is None
-    assert (
-        translator.feed({"contentBlockDelta": {"delta": {"reasoningContent": {"text": "."}}}})
-        is None
+    reasoning = translator.feed(
+        {"contentBlockDelta": {"delta": {"reasoningContent": {"text": "."}}}}
     )
+    assert reasoning is not None and reasoning.thinking == "." and not reasoning.text
     assert translator.feed({"somethingNew": {}}) is None
     assert translator.final() is None
     translator.feed({"messageStop": {"stopReason": "max_tokens"}})

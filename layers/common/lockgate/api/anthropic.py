@@ -17,6 +17,7 @@ from lockgate.api.errors import GatewayError, bad_request
 from lockgate.api.openai import extension
 from lockgate.api.sse import event_frame
 from lockgate.chat import ChatChunk, ChatMessage, ChatRequest, ChatResult, Usage
+from lockgate.providers.blocks import NATIVE_PART
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -70,7 +71,8 @@ class ToolChoice(BaseModel):
 
 
 class MessagesRequest(BaseModel):
-    """A Messages API request; unknown fields are accepted and ignored."""
+    """A Messages API request; fields without a canonical form travel on untouched to an
+    Anthropic target."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -86,13 +88,18 @@ class MessagesRequest(BaseModel):
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     metadata: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = None
+    output_config: dict[str, Any] | None = None
+    lockgate: dict[str, Any] | None = None
 
 
 def to_chat_request(req: MessagesRequest) -> ChatRequest:
     """The canonical request for a Messages request.
 
-    `top_k` has no OpenAI equivalent and is left out, so the request stays valid for every
-    target. A stream always asks for usage: Anthropic's final event reports output tokens.
+    Prompt-cache markers ride on the canonical parts and tools as `cache_control`; thinking
+    blocks of earlier turns as the assistant message's `thinking_blocks`; blocks and tools
+    with no canonical form as native parts. A stream always asks for usage: Anthropic's
+    final event reports output tokens.
     """
     messages = _system_messages(req.system)
     for message in req.messages:
@@ -104,19 +111,34 @@ def to_chat_request(req: MessagesRequest) -> ChatRequest:
         "stream": req.stream,
         "temperature": req.temperature,
         "top_p": req.top_p,
+        "top_k": req.top_k,
         "stop": req.stop_sequences or None,
+        "thinking": req.thinking,
+        "lockgate": req.lockgate,
     }
     if req.stream:
         fields["stream_options"] = {"include_usage": True}
     if req.metadata and isinstance(req.metadata.get("user_id"), str):
         fields["user"] = req.metadata["user_id"]
     fields.update(_tool_fields(req))
+    fmt = (req.output_config or {}).get("format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        fields["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": fmt.get("schema") or {}},
+        }
+    native = dict(req.model_extra or {})
+    if req.output_config:
+        rest = {k: v for k, v in req.output_config.items() if k != "format"}
+        if rest:
+            native["output_config"] = rest
     try:
-        return ChatRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+        chat = ChatRequest.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         detail = exc.errors()[0]
         where = ".".join(str(part) for part in detail["loc"])
         raise bad_request(f"{where}: {detail['msg']}") from None
+    return chat.spoken_in("anthropic", native)
 
 
 def _system_messages(system: str | list[TextBlock] | None) -> list[ChatMessage]:
@@ -124,8 +146,18 @@ def _system_messages(system: str | list[TextBlock] | None) -> list[ChatMessage]:
         return []
     if isinstance(system, str):
         return [ChatMessage(role="system", content=system)]
-    parts: list[dict[str, Any]] = [{"type": "text", "text": block.text} for block in system]
+    parts: list[dict[str, Any]] = [_marked({"type": "text", "text": b.text}, b) for b in system]
     return [ChatMessage(role="system", content=parts)]
+
+
+def _marked(part: dict[str, Any], block: Any) -> dict[str, Any]:
+    """The part, with the block's prompt-cache marker when it has one."""
+    control = block.get("cache_control") if isinstance(block, dict) else None
+    if control is None and isinstance(block, BaseModel):
+        control = (block.model_extra or {}).get("cache_control")
+    if isinstance(control, dict):
+        part["cache_control"] = control
+    return part
 
 
 def _chat_messages(message: InputMessage) -> list[ChatMessage]:
@@ -137,19 +169,39 @@ def _chat_messages(message: InputMessage) -> list[ChatMessage]:
 
 
 def _assistant_message(blocks: list[dict[str, Any]]) -> ChatMessage:
-    """Text joined into one string, `tool_use` blocks as OpenAI tool calls; thinking dropped."""
-    texts: list[str] = []
+    """Text as parts, `tool_use` blocks as OpenAI tool calls, thinking blocks kept apart."""
+    parts: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
+    thinking: list[dict[str, Any]] = []
     for block in blocks:
         kind = block.get("type")
         if kind == "text":
-            texts.append(str(block.get("text", "")))
+            parts.append(_marked({"type": "text", "text": str(block.get("text", ""))}, block))
         elif kind == "tool_use":
             calls.append(_tool_call(block))
-        elif kind not in ("thinking", "redacted_thinking"):
-            raise _unsupported_block(kind)
-    text = "".join(texts)
-    return ChatMessage(role="assistant", content=text or None, tool_calls=calls or None)
+        elif kind in ("thinking", "redacted_thinking"):
+            thinking.append({k: v for k, v in block.items() if k != "cache_control"})
+        else:
+            parts.append(_native(block))
+    fields: dict[str, Any] = {
+        "role": "assistant",
+        "content": _content(parts) or None,
+        "tool_calls": calls or None,
+    }
+    if thinking:
+        fields["thinking_blocks"] = thinking
+    return ChatMessage.model_validate(fields)
+
+
+def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """One plain text as a string, so targets and caches see the simplest form."""
+    if len(parts) == 1 and parts[0]["type"] == "text" and "cache_control" not in parts[0]:
+        return str(parts[0]["text"])
+    return parts
+
+
+def _native(block: dict[str, Any]) -> dict[str, Any]:
+    return {"type": NATIVE_PART, "block": block}
 
 
 def _tool_call(block: dict[str, Any]) -> dict[str, Any]:
@@ -171,29 +223,40 @@ def _user_messages(blocks: list[dict[str, Any]]) -> list[ChatMessage]:
         if kind == "tool_result":
             results.append(_tool_message(block))
         elif kind == "text":
-            parts.append({"type": "text", "text": str(block.get("text", ""))})
+            parts.append(_marked({"type": "text", "text": str(block.get("text", ""))}, block))
         elif kind == "image":
-            parts.append(_image_part(block))
+            parts.append(_marked(_image_part(block), block))
         else:
-            raise _unsupported_block(kind)
-    if len(parts) == 1 and parts[0]["type"] == "text":
-        results.append(ChatMessage(role="user", content=parts[0]["text"]))
-    elif parts:
-        results.append(ChatMessage(role="user", content=parts))
+            parts.append(_native(block))
+    if parts:
+        results.append(ChatMessage(role="user", content=_content(parts)))
     return results
 
 
 def _tool_message(block: dict[str, Any]) -> ChatMessage:
-    """A `tool_result` as a tool message. OpenAI tool messages hold text only, so images in a
-    result and the `is_error` flag have no place to go and are left out."""
+    """A `tool_result` as a tool message: its text and images as parts, its cache marker on
+    the last part, `is_error` kept for the targets that have it."""
     content = block.get("content")
-    if isinstance(content, list):
-        content = "".join(
-            str(part.get("text", "")) for part in content if part.get("type") == "text"
-        )
-    return ChatMessage(
-        role="tool", tool_call_id=str(block.get("tool_use_id", "")), content=content or ""
-    )
+    parts: list[dict[str, Any]] = []
+    if isinstance(content, str):
+        parts.append({"type": "text", "text": content})
+    for item in content if isinstance(content, list) else []:
+        if item.get("type") == "text":
+            parts.append({"type": "text", "text": str(item.get("text", ""))})
+        elif item.get("type") == "image":
+            parts.append(_image_part(item))
+        else:
+            raise _unsupported_block(item.get("type"))
+    if parts and isinstance(block.get("cache_control"), dict):
+        parts[-1]["cache_control"] = block["cache_control"]
+    fields: dict[str, Any] = {
+        "role": "tool",
+        "tool_call_id": str(block.get("tool_use_id", "")),
+        "content": _content(parts) if parts else "",
+    }
+    if block.get("is_error") is True:
+        fields["is_error"] = True
+    return ChatMessage.model_validate(fields)
 
 
 def _image_part(block: dict[str, Any]) -> dict[str, Any]:
@@ -230,15 +293,21 @@ def _tool_fields(req: MessagesRequest) -> dict[str, Any]:
 
 
 def _openai_tool(tool: Tool) -> dict[str, Any]:
+    """A custom tool as an OpenAI function; a server tool (web search, code execution, ...)
+    as a native tool that only an Anthropic target can take."""
     if tool.type not in (None, "custom"):
-        raise bad_request(f"server tool {tool.type!r} is not supported", param="tools")
+        return {"type": NATIVE_PART, "tool": tool.model_dump(exclude_none=True)}
     function: dict[str, Any] = {
         "name": tool.name,
         "parameters": tool.input_schema or {"type": "object", "properties": {}},
     }
     if tool.description:
         function["description"] = tool.description
-    return {"type": "function", "function": function}
+    converted: dict[str, Any] = {"type": "function", "function": function}
+    control = (tool.model_extra or {}).get("cache_control")
+    if isinstance(control, dict):
+        converted["cache_control"] = control
+    return converted
 
 
 def stop_reason(finish_reason: str) -> str:
@@ -257,7 +326,7 @@ def tool_input(arguments: str) -> dict[str, Any]:
 
 
 def to_messages_response(result: ChatResult, *, model: str, message_id: str) -> dict[str, Any]:
-    content: list[dict[str, Any]] = []
+    content: list[dict[str, Any]] = list(result.thinking or [])
     if result.text or not result.tool_calls:
         content.append({"type": "text", "text": result.text})
     for call in result.tool_calls or []:
@@ -284,7 +353,15 @@ def to_messages_response(result: ChatResult, *, model: str, message_id: str) -> 
 
 
 def _usage(usage: Usage) -> dict[str, int]:
-    return {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
+    """Anthropic's `input_tokens` leaves out the prompt-cache reads and writes, which have
+    fields of their own."""
+    cached = usage.cache_read_tokens + usage.cache_write_tokens
+    return {
+        "input_tokens": max(0, usage.prompt_tokens - cached),
+        "output_tokens": usage.completion_tokens,
+        "cache_creation_input_tokens": usage.cache_write_tokens,
+        "cache_read_input_tokens": usage.cache_read_tokens,
+    }
 
 
 def anthropic_error_body(status: int, message: str) -> dict[str, Any]:
@@ -326,6 +403,8 @@ class MessagesStreamEncoder:
     def chunk(self, c: ChatChunk) -> bytes:
         """Frames for one chunk; empty when it carries no content (e.g. only a finish reason)."""
         frames: list[bytes] = []
+        if c.thinking or c.signature:
+            frames.extend(self._thinking(c.thinking, c.signature))
         if c.text:
             frames.extend(self._text(c.text))
         for call in c.tool_calls or []:
@@ -338,6 +417,17 @@ class MessagesStreamEncoder:
             frames.extend(self._open_block({"type": "text", "text": ""}, "text"))
         delta = {"type": "text_delta", "text": text}
         frames.append(self._delta(delta))
+        return frames
+
+    def _thinking(self, thinking: str, signature: str) -> list[bytes]:
+        frames = []
+        if self._open != "thinking":
+            block = {"type": "thinking", "thinking": "", "signature": ""}
+            frames.extend(self._open_block(block, "thinking"))
+        if thinking:
+            frames.append(self._delta({"type": "thinking_delta", "thinking": thinking}))
+        if signature:
+            frames.append(self._delta({"type": "signature_delta", "signature": signature}))
         return frames
 
     def _tool_call(self, call: dict[str, Any]) -> list[bytes]:
@@ -397,8 +487,10 @@ class MessagesStreamEncoder:
         delta = {
             "type": "message_delta",
             "delta": {"stop_reason": stop_reason(finish_reason), "stop_sequence": None},
-            "usage": {
-                "input_tokens": usage.prompt_tokens or self._input_tokens,
+            "usage": _usage(usage)
+            if usage.prompt_tokens
+            else {
+                "input_tokens": self._input_tokens,
                 "output_tokens": usage.completion_tokens,
             },
             **extension(sources),

@@ -89,6 +89,10 @@ def from_provider_errors(errors: list[ProviderError]) -> GatewayError:
             status, f"Upstream rejected the request: {last.message}", code=last.code
         )
     summary = "; ".join(dict.fromkeys(e.message for e in errors))
+    if all(e.code == "unsupported_feature" for e in errors):
+        return GatewayError(
+            400, f"No target of this model can take the request: {summary}", code=errors[-1].code
+        )
     message = f"All upstream targets failed after {len(errors)} attempt(s): {summary}"
     if all(e.code.startswith("timeout") for e in errors):
         return GatewayError(504, message, type="upstream_error", code="upstream_timeout")

@@ -16,6 +16,11 @@ def completion_body(
     result: ChatResult, *, completion_id: str, created: int, model: str
 ) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": result.text, "refusal": None}
+    if result.thinking:
+        # As DeepSeek and OpenAI-compatible servers show reasoning; the blocks, with their
+        # signatures, let a client send an Anthropic model's thinking back on the next turn.
+        message["reasoning_content"] = result.reasoning_text
+        message["thinking_blocks"] = result.thinking
     if result.tool_calls:
         message["tool_calls"] = result.tool_calls
         if not result.text:
@@ -86,6 +91,8 @@ class ChunkEncoder:
 
     def chunk(self, chunk: ChatChunk) -> bytes:
         delta: dict[str, Any] = {}
+        if chunk.thinking:
+            delta["reasoning_content"] = chunk.thinking
         if chunk.text:
             delta["content"] = chunk.text
         if chunk.tool_calls:

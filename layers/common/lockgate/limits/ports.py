@@ -51,6 +51,10 @@ class UsageTotals:
     cost_usd: float = 0.0
     cache_hits: int = 0
     saved_usd: float = 0.0
+    cache_read_tokens: int = 0
+    """Prompt tokens read from a provider's prompt cache (part of `prompt_tokens`)."""
+    cache_write_tokens: int = 0
+    """Prompt tokens written to a provider's prompt cache (part of `prompt_tokens`)."""
 
     @classmethod
     def counted(cls) -> tuple[str, ...]:

@@ -72,11 +72,20 @@ class UsageLedger:
         prompt_tokens: int,
         completion_tokens: int,
         cached: bool = False,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> UsageEvent:
         """Accounts one request. Call it from a `finally`, so an abandoned stream is counted
         with the tokens it produced. A cache hit costs nothing and is credited with what the
         call would have cost at `target`'s price."""
-        price = cost_usd(self._prices, target, max(0, prompt_tokens), max(0, completion_tokens))
+        price = cost_usd(
+            self._prices,
+            target,
+            max(0, prompt_tokens),
+            max(0, completion_tokens),
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
+        )
         event = UsageEvent(
             tenant_id=tenant_id,
             key_id=key_id,
@@ -97,6 +106,8 @@ class UsageLedger:
             cost_usd=event.cost_usd,
             cache_hits=1 if cached else 0,
             saved_usd=event.saved_usd,
+            cache_read_tokens=0 if cached else max(0, cache_read_tokens),
+            cache_write_tokens=0 if cached else max(0, cache_write_tokens),
         )
         dims = [ALL]
         if alias:
@@ -168,6 +179,10 @@ class UsageLedger:
             "total_tokens": total.prompt_tokens + total.completion_tokens,
             "cost_usd": round(total.cost_usd, 6),
             "cache": {"hits": total.cache_hits, "saved_usd": round(total.saved_usd, 6)},
+            "prompt_cache": {
+                "read_tokens": total.cache_read_tokens,
+                "write_tokens": total.cache_write_tokens,
+            },
             "by_model": _breakdown(rows, "alias:"),
             "by_key": _breakdown(rows, "key:"),
         }

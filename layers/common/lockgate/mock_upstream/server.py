@@ -8,6 +8,8 @@ directives, answer words), and the hot path is a JSON parse, a dict update and o
 from __future__ import annotations
 
 import asyncio
+import collections
+import hashlib
 import itertools
 import time
 from dataclasses import dataclass
@@ -35,6 +37,8 @@ _JSON_HEADERS = {"Content-Type": "application/json"}
 _SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 _MAX_BODY_BYTES = 64 * 1024 * 1024
 _HOLD_POLL_S = 0.05
+_RECORDED = 256
+"""Request bodies kept for ``GET /_mock/requests``."""
 _MODELS = ("mock-small", "mock-large", "gpt-4o-mini", "gpt-4o", "claude-3-5-haiku-latest")
 
 
@@ -70,6 +74,7 @@ class _MockServer:
         self._closing = False
         self._openai_models = _openai_model_list()
         self._anthropic_models = _anthropic_model_list()
+        self._recorded: collections.deque[dict[str, Any]] = collections.deque(maxlen=_RECORDED)
 
     async def openai_chat(self, request: web.Request) -> web.StreamResponse:
         return await self._chat(request, _OPENAI)
@@ -89,8 +94,40 @@ class _MockServer:
     async def stats(self, request: web.Request) -> web.StreamResponse:
         return web.Response(body=orjson.dumps({"requests": self._requests}), headers=_JSON_HEADERS)
 
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/embeddings``: a deterministic 8-dimensional vector per input (from its
+        hash), one token per word, in OpenAI's float shape."""
+        if not _authorized(request.headers):
+            return _error(_OPENAI, 401, "missing API key")
+        try:
+            body = orjson.loads(await request.read())
+            inputs = body["input"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return _error(_OPENAI, 400, "input is required")
+        self._recorded.append({"path": request.path, "body": body})
+        if isinstance(inputs, str) or (inputs and isinstance(inputs[0], int)):
+            inputs = [inputs]
+        data = [
+            {"object": "embedding", "index": i, "embedding": _mock_vector(str(text))}
+            for i, text in enumerate(inputs)
+        ]
+        tokens = sum(len(t) if isinstance(t, list) else len(str(t).split()) for t in inputs)
+        answer = {
+            "object": "list",
+            "data": data,
+            "model": body.get("model"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        return web.Response(body=orjson.dumps(answer), headers=_JSON_HEADERS)
+
+    async def recorded(self, request: web.Request) -> web.StreamResponse:
+        """``GET /_mock/requests``: the last request bodies received, oldest first, each as
+        ``{"path": ..., "body": ...}``, so a test can check what the gateway sent upstream."""
+        return web.Response(body=orjson.dumps(list(self._recorded)), headers=_JSON_HEADERS)
+
     async def reset(self, request: web.Request) -> web.StreamResponse:
         self._requests.clear()
+        self._recorded.clear()
         return web.Response(body=b'{"requests":{}}', headers=_JSON_HEADERS)
 
     async def health(self, request: web.Request) -> web.StreamResponse:
@@ -108,6 +145,7 @@ class _MockServer:
             body = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
             return _error(wire, 400, "request body is not valid JSON")
+        self._recorded.append({"path": request.path, "body": body})
         model = body.get("model") if isinstance(body, dict) else None
         if not isinstance(model, str) or not model:
             return _error(wire, 400, "model is required")
@@ -224,6 +262,11 @@ class _MockServer:
         )
 
 
+def _mock_vector(text: str) -> list[float]:
+    digest = hashlib.sha256(text.encode()).digest()
+    return [round(b / 255 - 0.5, 4) for b in digest[:8]]
+
+
 def _pick(override: float | None, default: float) -> float:
     return default if override is None else override
 
@@ -312,6 +355,8 @@ def create_app(settings: MockSettings = MockSettings()) -> web.Application:
     app.router.add_get("/v1/models", server.models)
     app.router.add_get("/_mock/stats", server.stats)
     app.router.add_post("/_mock/reset", server.reset)
+    app.router.add_get("/_mock/requests", server.recorded)
+    app.router.add_post("/v1/embeddings", server.embeddings)
     app.router.add_get("/_mock/health", server.health)
     app.on_shutdown.append(server.on_shutdown)
     return app

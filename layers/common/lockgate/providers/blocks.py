@@ -61,9 +61,22 @@ class BlockBuilders:
     """From an OpenAI `image_url` content part."""
     tool_use: Callable[[str, str, dict[str, Any]], Block]
     """From a tool call's id, function name and parsed arguments."""
-    tool_result: Callable[[str, str], Block]
-    """From a tool message's `tool_call_id` and text."""
+    tool_result: Callable[[str, list[Block], bool], Block]
+    """From a tool message's `tool_call_id`, its content as blocks, and whether it is an error."""
     is_tool_result: Callable[[Block], bool]
+    cache: Callable[[list[Block], dict[str, Any]], None]
+    """Applies a `cache_control` marker to the blocks just built (the last one ends the
+    cached prefix): Anthropic marks the block, Converse appends a `cachePoint`."""
+    is_marker: Callable[[Block], bool]
+    """A block that belongs to the one before it (a Converse `cachePoint`)."""
+    thinking: Callable[[dict[str, Any]], Block]
+    """From an Anthropic-shaped thinking block of an assistant turn."""
+    native: Callable[[dict[str, Any]], Block]
+    """From an Anthropic block the client sent that has no canonical form."""
+
+
+NATIVE_PART = "x-anthropic"
+"""A canonical content part carrying an Anthropic block as it came (`{"block": ...}`)."""
 
 
 def split_messages(
@@ -74,9 +87,10 @@ def split_messages(
     turns: list[Block] = []
     for message in messages:
         if message.role in ("system", "developer"):
-            system.extend(_text_blocks(message, builders))
+            system.extend(_marked(message, _text_blocks(message, builders), builders))
             continue
         role, blocks = _turn(message, builders)
+        blocks = _marked(message, blocks, builders)
         if not blocks:
             continue
         if turns and turns[-1]["role"] == role:
@@ -88,46 +102,88 @@ def split_messages(
     return system, turns
 
 
+def _marked(message: ChatMessage, blocks: list[Block], builders: BlockBuilders) -> list[Block]:
+    """A message-level `cache_control` (as some OpenAI-dialect clients send it) marks the
+    message's last block."""
+    control = (message.model_extra or {}).get("cache_control")
+    if isinstance(control, dict) and blocks:
+        builders.cache(blocks, control)
+    return blocks
+
+
 def _tool_results_first(blocks: list[Block], builders: BlockBuilders) -> list[Block]:
-    """Tool results answer the previous turn's tool uses, so they lead the user turn."""
-    results = [b for b in blocks if builders.is_tool_result(b)]
+    """Tool results answer the previous turn's tool uses, so they lead the user turn; a
+    marker block stays behind the block it follows."""
+    groups: list[list[Block]] = []
+    for block in blocks:
+        if groups and builders.is_marker(block):
+            groups[-1].append(block)
+        else:
+            groups.append([block])
+    results = [g for g in groups if builders.is_tool_result(g[0])]
     if not results:
         return blocks
-    return results + [b for b in blocks if not builders.is_tool_result(b)]
+    others = [g for g in groups if not builders.is_tool_result(g[0])]
+    return [block for group in results + others for block in group]
 
 
 def _turn(message: ChatMessage, builders: BlockBuilders) -> tuple[str, list[Block]]:
     if message.role == "user":
-        return "user", _user_blocks(message, builders)
+        return "user", _part_blocks(message, builders)
     if message.role == "assistant":
-        return "assistant", _text_blocks(message, builders) + _tool_use_blocks(message, builders)
+        thinking = [builders.thinking(b) for b in _thinking_blocks(message)]
+        return "assistant", thinking + _part_blocks(message, builders) + _tool_use_blocks(
+            message, builders
+        )
     if message.role == "tool":
-        return "user", [_tool_result_block(message, builders)]
+        return "user", _tool_result_blocks(message, builders)
     raise request_error("the legacy 'function' role is not supported; send tool messages instead")
 
 
+def _thinking_blocks(message: ChatMessage) -> list[dict[str, Any]]:
+    blocks = (message.model_extra or {}).get("thinking_blocks")
+    return [b for b in blocks if isinstance(b, dict)] if isinstance(blocks, list) else []
+
+
 def _text_blocks(message: ChatMessage, builders: BlockBuilders) -> list[Block]:
-    """Text blocks; empty text blocks are refused upstream, so they are left out."""
-    if isinstance(message.content, list):
-        texts = [str(p.get("text", "")) for p in message.content if p.get("type") == "text"]
-    else:
-        texts = [message.content or ""]
-    return [builders.text(text) for text in texts if text]
+    """Text blocks, each keeping its `cache_control`; empty text blocks are refused upstream,
+    so they are left out."""
+    if not isinstance(message.content, list):
+        return [builders.text(message.content)] if message.content else []
+    blocks: list[Block] = []
+    for part in message.content:
+        if part.get("type") == "text" and part.get("text"):
+            blocks.append(builders.text(str(part["text"])))
+            _cache_part(part, blocks, builders)
+    return blocks
 
 
-def _user_blocks(message: ChatMessage, builders: BlockBuilders) -> list[Block]:
+def _cache_part(part: dict[str, Any], blocks: list[Block], builders: BlockBuilders) -> None:
+    control = part.get("cache_control")
+    if isinstance(control, dict):
+        builders.cache(blocks, control)
+
+
+def _part_blocks(
+    message: ChatMessage, builders: BlockBuilders, *, mark: bool = True
+) -> list[Block]:
     if not isinstance(message.content, list):
         return _text_blocks(message, builders)
     blocks: list[Block] = []
     for part in message.content:
         kind = part.get("type")
         if kind == "text":
-            if part.get("text"):
-                blocks.append(builders.text(str(part["text"])))
+            if not part.get("text"):
+                continue
+            blocks.append(builders.text(str(part["text"])))
         elif kind == "image_url":
             blocks.append(builders.image(part))
+        elif kind == NATIVE_PART:
+            blocks.append(builders.native(part["block"]))
         else:
             raise unsupported(f"content part type {kind!r} is not supported by {builders.target}")
+        if mark:
+            _cache_part(part, blocks, builders)
     return blocks
 
 
@@ -142,10 +198,18 @@ def _tool_use_blocks(message: ChatMessage, builders: BlockBuilders) -> list[Bloc
     return blocks
 
 
-def _tool_result_block(message: ChatMessage, builders: BlockBuilders) -> Block:
+def _tool_result_blocks(message: ChatMessage, builders: BlockBuilders) -> list[Block]:
+    """The result block; a `cache_control` on any of its parts marks the result itself, as
+    Anthropic allows markers on a `tool_result` but not inside its content."""
     if not message.tool_call_id:
         raise request_error("a tool message needs a tool_call_id")
-    return builders.tool_result(message.tool_call_id, message.text())
+    content = _part_blocks(message, builders, mark=False)
+    is_error = (message.model_extra or {}).get("is_error") is True
+    blocks = [builders.tool_result(message.tool_call_id, content, is_error)]
+    parts = message.content if isinstance(message.content, list) else []
+    for part in parts:
+        _cache_part(part, blocks, builders)
+    return blocks
 
 
 def parse_arguments(arguments: Any) -> dict[str, Any]:
@@ -216,3 +280,38 @@ class ToolCallDeltas:
         if index is None:
             return None
         return ChatChunk(tool_calls=[{"index": index, "function": {"arguments": arguments}}])
+
+
+EFFORT_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 4096, "high": 16384}
+"""Thinking budgets for OpenAI's `reasoning_effort` levels, on targets that take a budget."""
+
+
+def thinking_config(request: ChatRequest) -> dict[str, Any] | None:
+    """Anthropic-shaped thinking settings: the client's own `thinking`, or a budget for its
+    OpenAI `reasoning_effort`; None when the request asks for neither."""
+    extras = request.model_extra or {}
+    thinking = extras.get("thinking")
+    if isinstance(thinking, dict):
+        return thinking
+    budget = EFFORT_BUDGETS.get(str(extras.get("reasoning_effort")))
+    return None if budget is None else {"type": "enabled", "budget_tokens": budget}
+
+
+def reasoning_effort(thinking: dict[str, Any]) -> str | None:
+    """The OpenAI effort level nearest to an Anthropic thinking budget (None: disabled)."""
+    if thinking.get("type") == "disabled":
+        return None
+    budget = int(thinking.get("budget_tokens") or EFFORT_BUDGETS["medium"])
+    return "low" if budget <= 2048 else "medium" if budget <= 8192 else "high"
+
+
+def json_schema(request: ChatRequest) -> dict[str, Any] | None:
+    """The JSON schema the answer must follow: `json_schema` mode's, or any object for
+    `json_object` mode; None for free text."""
+    fmt = request.response_format or {}
+    if fmt.get("type") == "json_schema":
+        schema = (fmt.get("json_schema") or {}).get("schema")
+        return schema if isinstance(schema, dict) else {"type": "object"}
+    if fmt.get("type") == "json_object":
+        return {"type": "object"}
+    return None

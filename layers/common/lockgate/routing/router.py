@@ -1,12 +1,16 @@
-"""Model name → alias → ordered targets; `auto` goes through the classifier first."""
+"""Model name → alias → targets in the order to try them (the alias's balancing strategy);
+`auto` goes through the classifier first."""
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lockgate.api.errors import model_not_found
 from lockgate.chat import ChatRequest
 from lockgate.policy import AUTO, TIERS, Policy, Target
+from lockgate.routing.balance import LatencyTracker, weighted_order
 from lockgate.routing.classifier import Classification, classify
 
 
@@ -19,12 +23,23 @@ class Route:
 
 
 class Router:
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, *, draw: Callable[[], float] = random.random) -> None:
         self._policy = policy
         self._targets = {name: tuple(alias.targets) for name, alias in policy.models.items()}
+        self._strategies = {name: alias.strategy for name, alias in policy.models.items()}
         self._alias_tier: dict[str, str] = {}
         for tier, alias in policy.tiers.items():
             self._alias_tier.setdefault(alias, tier)
+        self._draw = draw
+        self.latency = LatencyTracker(draw)
+
+    def _ordered(self, alias: str) -> tuple[Target, ...]:
+        strategy = self._strategies[alias]
+        if strategy == "weighted":
+            return weighted_order(self._targets[alias], self._draw)
+        if strategy == "least_latency":
+            return self.latency.order(self._targets[alias])
+        return self._targets[alias]
 
     @property
     def model_names(self) -> list[str]:
@@ -38,8 +53,8 @@ class Router:
             if max_tier in TIERS and TIERS.index(tier) > TIERS.index(max_tier):
                 tier = max_tier
             alias = self._policy.tier_alias(tier)
-            return Route(alias, tier, self._targets[alias], classification)
-        targets = self._targets.get(request.model)
-        if targets is None:
+            return Route(alias, tier, self._ordered(alias), classification)
+        if request.model not in self._targets:
             raise model_not_found(request.model, self.model_names)
-        return Route(request.model, self._alias_tier.get(request.model, "direct"), targets)
+        tier = self._alias_tier.get(request.model, "direct")
+        return Route(request.model, tier, self._ordered(request.model))

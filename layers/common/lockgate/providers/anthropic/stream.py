@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lockgate.chat import ChatChunk, Usage
-from lockgate.providers.anthropic.translate import INPUT_FIELDS, finish_reason
+from lockgate.chat import ChatChunk
+from lockgate.providers.anthropic.translate import INPUT_FIELDS, finish_reason, usage_from
 from lockgate.providers.blocks import ToolCallDeltas
 
 
@@ -63,6 +63,10 @@ class StreamTranslator:
         kind = delta["type"]
         if kind == "text_delta":
             return ChatChunk(text=delta["text"]) if delta.get("text") else None
+        if kind == "thinking_delta":
+            return ChatChunk(thinking=delta["thinking"]) if delta.get("thinking") else None
+        if kind == "signature_delta":
+            return ChatChunk(signature=delta["signature"])
         if kind == "input_json_delta" and delta.get("partial_json"):
             return self._tool_calls.arguments(event["index"], delta["partial_json"])
         return None
@@ -77,8 +81,5 @@ class StreamTranslator:
         self.finished = True
         return ChatChunk(
             finish_reason=finish_reason(self._stop_reason),
-            usage=Usage(
-                prompt_tokens=sum(self._input.values()),
-                completion_tokens=self._completion_tokens,
-            ),
+            usage=usage_from(self._input, self._completion_tokens),
         )

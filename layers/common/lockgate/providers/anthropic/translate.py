@@ -9,6 +9,7 @@ parsed (not string) input, and `max_tokens` is mandatory.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from lockgate.chat import ChatRequest, ChatResult, Usage
@@ -28,8 +29,8 @@ MAX_TEMPERATURE = 1.0
 """Anthropic accepts 0..1 where OpenAI accepts 0..2."""
 
 _FORWARDED_EXTRAS = ("top_k",)
-"""Non-OpenAI fields that mean the same thing to Anthropic; everything else unknown is dropped,
-because the Messages API rejects parameters it does not know."""
+"""Non-OpenAI fields that mean the same thing to Anthropic; other unknown fields of an OpenAI
+request are dropped, because the Messages API rejects parameters it does not know."""
 
 
 def finish_reason(stop_reason: str | None) -> str:
@@ -37,7 +38,10 @@ def finish_reason(stop_reason: str | None) -> str:
 
 
 def request_arguments(request: ChatRequest, model: str, default_max_tokens: int) -> dict[str, Any]:
-    """Keyword arguments for `messages.create`, minus `stream`."""
+    """Keyword arguments for `messages.create`, minus `stream`.
+
+    A client that spoke the Messages API gets its fields without a canonical form (server
+    tools' settings, `service_tier`, `container`, ...) passed on untouched in `extra_body`."""
     blocks.single_choice(request, "Anthropic")
     system, messages = blocks.split_messages(request.messages, BLOCKS)
     arguments: dict[str, Any] = {
@@ -52,7 +56,17 @@ def request_arguments(request: ChatRequest, model: str, default_max_tokens: int)
     if request.user:
         arguments["metadata"] = {"user_id": request.user}
     arguments.update(tool_arguments(request))
+    thinking = blocks.thinking_config(request)
+    if thinking is not None:
+        arguments["thinking"] = thinking
+        if thinking.get("type") == "enabled":
+            arguments["max_tokens"] = max(arguments["max_tokens"], thinking["budget_tokens"] + 1)
+    schema = blocks.json_schema(request)
+    if schema is not None:
+        arguments["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
     extra = sampling_arguments(request)
+    if request.dialect == "anthropic":
+        extra.update(request.native)
     if extra:
         arguments["extra_body"] = extra
     return arguments
@@ -83,6 +97,22 @@ def image_block(part: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _tool_result(call_id: str, content: list[dict[str, Any]], is_error: bool) -> dict[str, Any]:
+    """Text-only results travel as one string, as most clients send them."""
+    result: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id}
+    if all(block["type"] == "text" for block in content):
+        result["content"] = "".join(block["text"] for block in content)
+    else:
+        result["content"] = content
+    if is_error:
+        result["is_error"] = True
+    return result
+
+
+def _cache(content: list[dict[str, Any]], control: dict[str, Any]) -> None:
+    content[-1]["cache_control"] = dict(control)
+
+
 BLOCKS = blocks.BlockBuilders(
     target="Anthropic",
     text=lambda text: {"type": "text", "text": text},
@@ -93,12 +123,12 @@ BLOCKS = blocks.BlockBuilders(
         "name": name,
         "input": arguments,
     },
-    tool_result=lambda call_id, text: {
-        "type": "tool_result",
-        "tool_use_id": call_id,
-        "content": text,
-    },
+    tool_result=_tool_result,
     is_tool_result=lambda block: block["type"] == "tool_result",
+    cache=_cache,
+    is_marker=lambda block: False,
+    thinking=dict,
+    native=dict,
 )
 
 
@@ -118,6 +148,9 @@ def tool_arguments(request: ChatRequest) -> dict[str, Any]:
 
 
 def _tool(tool: dict[str, Any]) -> dict[str, Any]:
+    if tool.get("type") == blocks.NATIVE_PART:
+        native: dict[str, Any] = dict(tool["tool"])
+        return native
     function = blocks.function_of(tool, "Anthropic")
     converted: dict[str, Any] = {
         "name": function.get("name") or "",
@@ -125,6 +158,8 @@ def _tool(tool: dict[str, Any]) -> dict[str, Any]:
     }
     if function.get("description"):
         converted["description"] = function["description"]
+    if isinstance(tool.get("cache_control"), dict):
+        converted["cache_control"] = tool["cache_control"]
     return converted
 
 
@@ -143,19 +178,27 @@ def result_from(message: Any) -> ChatResult:
     """A buffered `Message` as a canonical result."""
     texts: list[str] = []
     tool_calls: list[dict[str, Any]] = []
+    thinking: list[dict[str, Any]] = []
     for block in message.content:
         if block.type == "text":
             texts.append(block.text)
         elif block.type == "tool_use":
             tool_calls.append(blocks.tool_call(block.id, block.name, json.dumps(block.input)))
+        elif block.type == "thinking":
+            thinking.append(
+                {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+            )
+        elif block.type == "redacted_thinking":
+            thinking.append({"type": "redacted_thinking", "data": block.data})
     return ChatResult(
         text="".join(texts),
         finish_reason=finish_reason(message.stop_reason),
-        usage=Usage(
-            prompt_tokens=input_tokens(message.usage),
-            completion_tokens=message.usage.output_tokens or 0,
+        usage=usage_from(
+            {field: getattr(message.usage, field, None) or 0 for field in INPUT_FIELDS},
+            message.usage.output_tokens or 0,
         ),
         tool_calls=tool_calls or None,
+        thinking=thinking or None,
     )
 
 
@@ -163,5 +206,12 @@ INPUT_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input
 """Anthropic reports cache reads and writes apart from `input_tokens`; the prompt is all three."""
 
 
-def input_tokens(usage: Any) -> int:
-    return sum(getattr(usage, field, None) or 0 for field in INPUT_FIELDS)
+def usage_from(inputs: Mapping[str, int], output_tokens: int) -> Usage:
+    """Canonical usage from Anthropic's input counts (by `INPUT_FIELDS` name): the prompt is
+    their sum, with the cache's reads and writes kept apart, as they are billed apart."""
+    return Usage(
+        prompt_tokens=sum(inputs.get(field) or 0 for field in INPUT_FIELDS),
+        completion_tokens=output_tokens,
+        cache_read_tokens=inputs.get("cache_read_input_tokens") or 0,
+        cache_write_tokens=inputs.get("cache_creation_input_tokens") or 0,
+    )

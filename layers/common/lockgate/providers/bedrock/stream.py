@@ -57,6 +57,11 @@ class StreamTranslator:
         delta = event.get("delta") or {}
         if delta.get("text"):
             return ChatChunk(text=delta["text"])
+        reasoning = delta.get("reasoningContent")
+        if reasoning:
+            return ChatChunk(
+                thinking=reasoning.get("text") or "", signature=reasoning.get("signature") or ""
+            )
         arguments = (delta.get("toolUse") or {}).get("input")
         if not arguments:
             return None

@@ -48,7 +48,32 @@ def converse_arguments(request: ChatRequest, model: str) -> dict[str, Any]:
     tools = tool_config(request)
     if tools:
         arguments["toolConfig"] = tools
+    schema = blocks.json_schema(request)
+    if schema is not None:
+        structure = {"jsonSchema": {"schema": json.dumps(schema), "name": _schema_name(request)}}
+        arguments["outputConfig"] = {"textFormat": {"type": "json_schema", "structure": structure}}
+    additional = model_fields(request)
+    if additional:
+        arguments["additionalModelRequestFields"] = additional
     return arguments
+
+
+def _schema_name(request: ChatRequest) -> str:
+    name = ((request.response_format or {}).get("json_schema") or {}).get("name")
+    return str(name) if name else "answer"
+
+
+def model_fields(request: ChatRequest) -> dict[str, Any]:
+    """Model-specific request fields Converse has no place for (Claude's `thinking`,
+    `top_k`), in the model's own names."""
+    fields: dict[str, Any] = {}
+    thinking = blocks.thinking_config(request)
+    if thinking is not None:
+        fields["thinking"] = thinking
+    top_k = (request.model_extra or {}).get("top_k")
+    if isinstance(top_k, int):
+        fields["top_k"] = top_k
+    return fields
 
 
 def inference_config(request: ChatRequest) -> dict[str, Any]:
@@ -77,10 +102,36 @@ def image_block(part: dict[str, Any]) -> dict[str, Any]:
     return {"image": {"format": image_format, "source": {"bytes": raw}}}
 
 
-def _tool_result_block(call_id: str, text: str) -> dict[str, Any]:
+def _tool_result_block(
+    call_id: str, content: list[dict[str, Any]], is_error: bool
+) -> dict[str, Any]:
     """Converse refuses blank text, so an empty result is an empty JSON object."""
-    content: list[dict[str, Any]] = [{"text": text}] if text else [{"json": {}}]
-    return {"toolResult": {"toolUseId": call_id, "content": content}}
+    result: dict[str, Any] = {"toolUseId": call_id, "content": content or [{"json": {}}]}
+    if is_error:
+        result["status"] = "error"
+    return {"toolResult": result}
+
+
+def cache_point(control: dict[str, Any]) -> dict[str, Any]:
+    """Anthropic's `cache_control` as a Converse cache point, keeping its TTL."""
+    point: dict[str, Any] = {"type": "default"}
+    if control.get("ttl") in ("5m", "1h"):
+        point["ttl"] = control["ttl"]
+    return {"cachePoint": point}
+
+
+def reasoning_block(block: dict[str, Any]) -> dict[str, Any]:
+    """An Anthropic-shaped thinking block as Converse reasoning content."""
+    if block.get("type") == "redacted_thinking":
+        return {"reasoningContent": {"redactedContent": base64.b64decode(block.get("data", ""))}}
+    text: dict[str, Any] = {"text": str(block.get("thinking", ""))}
+    if block.get("signature"):
+        text["signature"] = block["signature"]
+    return {"reasoningContent": {"reasoningText": text}}
+
+
+def _native(block: dict[str, Any]) -> dict[str, Any]:
+    raise blocks.unsupported(f"Bedrock cannot take Anthropic {block.get('type')!r} blocks")
 
 
 BLOCKS = blocks.BlockBuilders(
@@ -92,6 +143,10 @@ BLOCKS = blocks.BlockBuilders(
     },
     tool_result=_tool_result_block,
     is_tool_result=lambda block: "toolResult" in block,
+    cache=lambda content, control: content.append(cache_point(control)),
+    is_marker=lambda block: "cachePoint" in block,
+    thinking=reasoning_block,
+    native=_native,
 )
 
 
@@ -100,7 +155,11 @@ def tool_config(request: ChatRequest) -> dict[str, Any]:
     way to forbid tool use while tools are declared."""
     if not request.tools:
         return {}
-    config: dict[str, Any] = {"tools": [_tool(tool) for tool in request.tools]}
+    config: dict[str, Any] = {"tools": []}
+    for tool in request.tools:
+        config["tools"].append(_tool(tool))
+        if isinstance(tool.get("cache_control"), dict):
+            config["tools"].append(cache_point(tool["cache_control"]))
     choice = _tool_choice(request.tool_choice)
     if choice is not None:
         config["toolChoice"] = choice
@@ -133,6 +192,7 @@ def result_from(response: dict[str, Any]) -> ChatResult:
     message = (response.get("output") or {}).get("message") or {}
     texts: list[str] = []
     tool_calls: list[dict[str, Any]] = []
+    thinking: list[dict[str, Any]] = []
     for block in message.get("content") or []:
         if "text" in block:
             texts.append(block["text"])
@@ -142,20 +202,39 @@ def result_from(response: dict[str, Any]) -> ChatResult:
             tool_calls.append(
                 blocks.tool_call(use.get("toolUseId", ""), use.get("name", ""), arguments)
             )
+        elif "reasoningContent" in block:
+            thinking.append(thinking_block(block["reasoningContent"]))
     return ChatResult(
         text="".join(texts),
         finish_reason=finish_reason(response.get("stopReason")),
         usage=usage_from(response.get("usage")),
         tool_calls=tool_calls or None,
+        thinking=thinking or None,
     )
+
+
+def thinking_block(reasoning: dict[str, Any]) -> dict[str, Any]:
+    """Converse reasoning content as an Anthropic-shaped thinking block."""
+    if "redactedContent" in reasoning:
+        data = base64.b64encode(bytes(reasoning["redactedContent"])).decode("ascii")
+        return {"type": "redacted_thinking", "data": data}
+    text = reasoning.get("reasoningText") or {}
+    return {
+        "type": "thinking",
+        "thinking": text.get("text", ""),
+        "signature": text.get("signature", ""),
+    }
 
 
 def usage_from(usage: dict[str, Any] | None) -> Usage:
     """Prompt tokens include cache reads and writes, which Converse reports apart."""
     if not usage:
         return Usage()
-    prompt = sum(
-        usage.get(field) or 0
-        for field in ("inputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
+    read = usage.get("cacheReadInputTokens") or 0
+    write = usage.get("cacheWriteInputTokens") or 0
+    return Usage(
+        prompt_tokens=(usage.get("inputTokens") or 0) + read + write,
+        completion_tokens=usage.get("outputTokens") or 0,
+        cache_read_tokens=read,
+        cache_write_tokens=write,
     )
-    return Usage(prompt_tokens=prompt, completion_tokens=usage.get("outputTokens") or 0)

@@ -21,6 +21,7 @@ from typing import Any
 
 from lockgate.chat import ChatChunk, ChatRequest, ChatResult, Usage
 from lockgate.policy import LocalProviderConfig, Timeouts
+from lockgate.providers.blocks import json_schema
 from lockgate.providers.errors import ErrorKind, ProviderError
 
 _END = object()
@@ -77,13 +78,25 @@ class LocalProvider:
     def _arguments(self, request: ChatRequest) -> dict[str, Any]:
         if request.tools and request.tool_choice != "none":
             raise ProviderError(
-                "the local model does not support tools", kind=ErrorKind.TARGET, code="unsupported"
+                "the local model does not support tools",
+                kind=ErrorKind.TARGET,
+                code="unsupported_feature",
+            )
+        if any(
+            isinstance(m.content, list) and any(p.get("type") != "text" for p in m.content)
+            for m in request.messages
+        ):
+            raise ProviderError(
+                "the local model reads text only", kind=ErrorKind.TARGET, code="unsupported_feature"
             )
         arguments: dict[str, Any] = {
             "messages": [{"role": _role(m.role), "content": m.text()} for m in request.messages],
             "max_tokens": request.output_limit or self._config.default_max_tokens,
             "stop": request.stop_list or None,
         }
+        schema = json_schema(request)
+        if schema is not None:  # llama.cpp constrains the output with a grammar from it
+            arguments["response_format"] = {"type": "json_object", "schema": schema}
         for name in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty"):
             value = getattr(request, name)
             if value is not None:

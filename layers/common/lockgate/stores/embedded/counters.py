@@ -128,6 +128,12 @@ class SqliteUsageStore(_Transactional):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, _USAGE)
+        known = {row[1] for row in self._db.execute("PRAGMA table_info(usage_totals)")}
+        for name in _FIELDS:
+            if name not in known:  # a file written before this total existed
+                self._db.execute(
+                    f"ALTER TABLE usage_totals ADD COLUMN {name} REAL NOT NULL DEFAULT 0"
+                )
 
     def add(self, tenant_id: str, period: str, dims: Sequence[str], totals: UsageTotals) -> None:
         columns = ", ".join(_FIELDS)

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE   := .tools/node/bin
 
-.PHONY: setup serve test test-fast lint format bench train-safety synth node clean
+.PHONY: setup serve test test-fast lint format bench train-safety train-cache-verifier synth node clean
 
 setup: $(STAMP)
 
@@ -57,6 +57,10 @@ bench-%: setup
 # Retrains the prompt-injection classifier shipped in lockgate/safety/model/.
 train-safety: setup
 	$(BIN)/python -m lockgate.safety.train
+
+# Retrains the semantic cache's verifier shipped in lockgate/cache/model/.
+train-cache-verifier: setup
+	$(BIN)/python -m lockgate.cache.train_verifier --cache .bench-cache
 
 # Offline synth; drop `-c skipBundling=true` to also build the dependency layer (needs PyPI).
 synth: setup

@@ -1,53 +1,80 @@
-"""STS-B pairs and their MiniLM vectors for the semantic-cache quality benchmark.
+"""Held-out "same question?" pairs for the semantic-cache benchmark, and their MiniLM vectors.
 
-Each distinct sentence is embedded once by the gateway's own embedder and the vectors are kept
-under `.bench-cache/` (keyed by a hash of the sentences and the model name), so a second run
-skips the model.
+Nothing here is read by `lockgate.cache.train_verifier` (which trains on BANKING77 train and
+CLINC150 train and tunes on CLINC150 val):
+
+- ordinary questions: StackFAQ (Stack Exchange Web Apps threads, crowd rephrasings; research
+  use), BANKING77 test and CLINC150 test (same-intent pairs only for static-answer intents).
+  Each set mixes same-answer pairs, hard negatives (another intent, most words shared) and
+  random negatives, as its SOURCE.md describes;
+- adversarial near misses: made by rule (`lockgate.cache.near_misses`, `test` vocabulary: other
+  times, dates, scopes, antonyms, directions, entities and numbers than training saw, and
+  contracted negations) from questions of other sources: the MakTek support FAQ, StackFAQ
+  rephrasings and BANKING77 test; true pairs are near repeats (other edits than training's) and
+  StackFAQ rephrasing pairs given the same added detail.
+
+Each distinct text is embedded once by the gateway's own embedder; vectors are kept under
+`.bench-cache/` keyed by a hash of the texts and the model name.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import random
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from lockgate.cache.near_misses import Pair, near_misses
+from lockgate.cache.train_verifier import banking_questions, intent_pairs, static_intents
 from lockgate.embeddings.local import MiniLMEmbedder
 
-STSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "paraphrase" / "stsb"
+DATA = Path("/work/shared/data")
 CACHE_DIR = Path(__file__).resolve().parents[1] / ".bench-cache"
+SEED = 7
+ORDINARY_PER_SET = 3000
+ADVERSARIAL_QUESTIONS = 400
 
 
-@dataclass(frozen=True, slots=True)
-class Pair:
-    split: str
-    genre: str
-    score: float
-    a: str
-    b: str
+def read_jsonl(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def stsb_dir() -> Path:
-    for candidate in (STSB, Path("/work/shared/data/paraphrase/stsb")):
-        if (candidate / "sts-test.csv").is_file():
-            return candidate
-    raise SystemExit(f"STS-B not found at {STSB}")
+def stackfaq_pairs() -> list[Pair]:
+    rows = read_jsonl(DATA / "question-pairs/stackfaq/pairs.jsonl")
+    return [
+        Pair(str(r["a"]), str(r["b"]), bool(r["same"]), str(r["kind"]), "stackfaq") for r in rows
+    ]
 
 
-def load_pairs() -> list[Pair]:
-    """All STS-B pairs; the file format is tab-separated, unquoted, 7 or 9 fields."""
-    pairs = []
-    root = stsb_dir()
-    for split in ("train", "dev", "test"):
-        text = (root / f"sts-{split}.csv").read_text(encoding="utf-8")
-        for line in text.splitlines():
-            fields = line.split("\t")
-            if len(fields) < 7:
-                continue
-            pairs.append(Pair(split, fields[0], float(fields[4]), fields[5], fields[6]))
-    return pairs
+def ordinary_sets() -> dict[str, list[Pair]]:
+    static = static_intents(DATA)
+    banking = intent_pairs(
+        DATA / "intents/banking77/pairs.test.jsonl", None, ORDINARY_PER_SET, SEED
+    )
+    clinc = intent_pairs(DATA / "intents/clinc150/pairs.test.jsonl", static, ORDINARY_PER_SET, SEED)
+    return {"StackFAQ": stackfaq_pairs(), "BANKING77 test": banking, "CLINC150 test": clinc}
+
+
+def adversarial_set() -> list[Pair]:
+    faq = json.loads(
+        (
+            DATA / "support-kb/maktek-customer-support-faqs/customer_support_faqs.dedup.json"
+        ).read_text()
+    )
+    threads = read_jsonl(DATA / "question-pairs/stackfaq/threads.jsonl")
+    rng = random.Random(SEED)
+    rephrasings = [str(r) for t in threads for r in t["rephrasings"]]  # type: ignore[attr-defined]
+    banking = banking_questions(DATA, "test")
+    questions = (
+        [str(row["question"]) for row in faq]
+        + rng.sample(rephrasings, ADVERSARIAL_QUESTIONS)
+        + rng.sample(banking, ADVERSARIAL_QUESTIONS)
+    )
+    positives = [(p.a, p.b) for p in stackfaq_pairs() if p.same]
+    positives = rng.sample(positives, ADVERSARIAL_QUESTIONS)
+    return near_misses(questions, positives, "test", seed=SEED, source="held-out")
 
 
 def ensure_cache_dir() -> Path:

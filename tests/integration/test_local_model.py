@@ -134,6 +134,16 @@ def test_support_bot_answers_from_the_sample_knowledge_base(support: RunningGate
     sources = (completion.model_extra or {})["lockgate"]["sources"]
     assert completion.choices[0].message.content
     assert sources and all(s["uri"].endswith(".md") for s in sources)
+    refund = client.chat.completions.create(
+        model="support-bot",
+        messages=[
+            {"role": "user", "content": "How many days do I have to return a product for a refund?"}
+        ],
+    )
+    extension = (refund.model_extra or {})["lockgate"]
+    assert extension["answer_mode"] == "extractive"  # SmolLM2-135M cannot compose it
+    assert "30 days" in (refund.choices[0].message.content or "")
+    assert "30 days" in extension["sources"][0]["snippet"]
     unknown = client.chat.completions.create(
         model="support-bot",
         messages=[{"role": "user", "content": "Who won the 1954 football world cup final?"}],

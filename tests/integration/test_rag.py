@@ -29,6 +29,10 @@ def gw(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runn
         upstream,
         {
             "support": {"targets": ["mock/gpt-rag"], "rag": {"collection": "help"}},
+            "quoting": {
+                "targets": ["mock/gpt-quote"],
+                "rag": {"collection": "help", "answer": "extract", "context_tokens": 100},
+            },
             "plain": {"targets": ["mock/gpt-plain"]},
         },
         cache={"enabled": True},
@@ -71,6 +75,49 @@ def test_answer_carries_its_sources(client: openai.OpenAI, indexed: None, upstre
     sources = (completion.model_extra or {})["lockgate"]["sources"]
     assert sources and sources[0]["title"] and sources[0]["uri"].endswith("returns.md")
     assert {"document_id", "chunk", "score", "snippet"} <= set(sources[0])
+
+
+def test_the_context_budget_and_answer_mode_are_reported(
+    client: openai.OpenAI, indexed: None
+) -> None:
+    completion = client.chat.completions.create(
+        model="support",
+        messages=[{"role": "user", "content": "How many days do I have to return an item?"}],
+    )
+    extension = (completion.model_extra or {})["lockgate"]
+    assert extension["context_budget"] == 1200
+    assert 0 < extension["context_tokens"] <= extension["context_budget"]
+    assert extension["answer_mode"] in ("generated", "extractive")
+
+
+def test_an_extractive_alias_quotes_the_answering_sentence_without_a_model_call(
+    client: openai.OpenAI, indexed: None, upstream: str
+) -> None:
+    before = httpx.get(f"{upstream}/_mock/stats").json()["requests"].get("gpt-quote", 0)
+    for stream in (False, True):
+        response = client.chat.completions.create(
+            model="quoting",
+            messages=[{"role": "user", "content": "When are refunds issued?"}],
+            stream=stream,
+        )
+        if stream:
+            chunks = list(response)  # type: ignore[arg-type]
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            extension = next(
+                (c.model_extra or {})["lockgate"]
+                for c in chunks
+                if (c.model_extra or {}).get("lockgate")
+            )
+        else:
+            text = response.choices[0].message.content or ""  # type: ignore[union-attr]
+            extension = (response.model_extra or {})["lockgate"]  # type: ignore[union-attr]
+        assert (
+            text == "Refunds are issued to the original payment method within 5 business days. [1]"
+        )
+        assert extension["answer_mode"] == "extractive"
+        assert extension["context_budget"] == 100
+        assert "within 5 business days" in extension["sources"][0]["snippet"]
+    assert httpx.get(f"{upstream}/_mock/stats").json()["requests"].get("gpt-quote", 0) == before
 
 
 def test_streaming_answer_has_sources_in_the_final_chunk(

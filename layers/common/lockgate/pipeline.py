@@ -22,7 +22,16 @@ from lockgate.limits.tokens import estimate_tokens
 from lockgate.limits.usage import UsageLedger
 from lockgate.policy import Policy, RagBinding
 from lockgate.providers.errors import ProviderError
-from lockgate.rag.prompt import dont_know_result, grounded_request, retrieval_query, sources
+from lockgate.rag.extractive import extractive_answer, is_weak
+from lockgate.rag.model import RetrievedChunk, Sources
+from lockgate.rag.prompt import (
+    DONT_KNOW,
+    context_tokens,
+    dont_know_result,
+    grounded_request,
+    retrieval_query,
+    sources,
+)
 from lockgate.rag.wiring import RagComponents
 from lockgate.routing.fallback import FallbackExecutor, FallbackExhausted, LiveStream
 from lockgate.routing.remote import RemoteExecutor
@@ -171,12 +180,12 @@ class Gateway:
             if cached is not None:
                 return cached.result
             grounded, found = await self._ground(admitted, ctx)
-            if grounded is None:
-                return dont_know_result()
+            if grounded.answer is not None:
+                return grounded.answer
             waited = time.perf_counter()
             try:
-                executor = self._executor_for(admitted.route, grounded)
-                answer = await executor.complete(grounded, admitted.route)
+                executor = self._executor_for(admitted.route, grounded.request)
+                answer = await executor.complete(grounded.request, admitted.route)
             except FallbackExhausted as exc:
                 ctx.outcome = "upstream_error"
                 raise from_provider_errors(exc.errors) from None
@@ -187,6 +196,7 @@ class Gateway:
                 self.router.latency.observe(answer.target, ctx.upstream_s)
             ctx.usage = answer.result.usage
             answer.result.sources = found
+            grounded.check(answer.result)
             await self._store(admitted, ctx, control, answer.result)
             return answer.result
         finally:
@@ -206,11 +216,11 @@ class Gateway:
             if cached is not None:
                 return self._accounted(_replay(cached.result), admitted, ctx)
             grounded, found = await self._ground(admitted, ctx)
-            if grounded is None:
-                return self._accounted(_replay(dont_know_result()), admitted, ctx)
+            if grounded.answer is not None:
+                return self._accounted(_replay(grounded.answer), admitted, ctx)
             waited = time.perf_counter()
             try:
-                live = await self._executor.open_stream(grounded, admitted.route)
+                live = await self._executor.open_stream(grounded.request, admitted.route)
             except FallbackExhausted as exc:
                 ctx.outcome = "upstream_error"
                 raise from_provider_errors(exc.errors) from None
@@ -297,16 +307,18 @@ class Gateway:
 
     async def _ground(
         self, admitted: _Admitted, ctx: RequestContext
-    ) -> tuple[ChatRequest | None, list[dict[str, Any]] | None]:
-        """The request with retrieved sources in it; (None, []) when nothing relevant was
-        found and the binding says to answer "I don't know" rather than call a model."""
+    ) -> tuple[_Grounded, Sources | None]:
+        """The request with retrieved sources in it, or the answer given without a model:
+        "I don't know" when nothing relevant was found (and the binding says so), or the
+        extractive answer when the binding asks for one."""
         binding = admitted.rag
         if binding is None or self.rag is None or ctx.tenant is None:
-            return admitted.request, None
+            return _Grounded(admitted.request), None
+        query = retrieval_query(admitted.request)
         chunks = await self.rag.retriever.retrieve(
             ctx.tenant.id,
             binding.collection,
-            retrieval_query(admitted.request),
+            query,
             binding.top_k,
             min_similarity=binding.min_score,
         )
@@ -316,9 +328,32 @@ class Gateway:
             chunks = [chunks[i] for i in checked.kept]
             ctx.extra_headers.update(checked.headers)
         if not chunks and binding.when_nothing_found == "dont_know":
-            return None, []
-        grounded, used = grounded_request(admitted.request, chunks)
-        return grounded, sources(used)
+            empty = Sources(answer_mode="dont_know")
+            return _Grounded(admitted.request, answer=dont_know_result(empty)), empty
+        request, used = grounded_request(
+            admitted.request, chunks, max_context_tokens=binding.context_tokens
+        )
+        mode = binding.answer
+        if mode == "auto" and used and self._local_model(admitted.route):
+            mode = "extract"
+        found = sources(
+            used,
+            answer_mode="extractive" if mode == "extract" and used else "generated",
+            context_tokens=context_tokens(used),
+            context_budget=binding.context_tokens,
+        )
+        grounded = _Grounded(request, query, used, fallback=mode == "auto")
+        if mode == "extract" and used:
+            grounded.answer = ChatResult(
+                text=extractive_answer(query, used), finish_reason="stop", sources=found
+            )
+        return grounded, found
+
+    def _local_model(self, route: Route) -> bool:
+        """Whether the route's first choice is the bundled model, too small to compose a
+        grounded answer (bench: the sample knowledge base's questions)."""
+        provider = self._policy.providers.get(route.targets[0].provider) if route.targets else None
+        return provider is not None and provider.kind == "local"
 
     async def _account(self, admitted: _Admitted, ctx: RequestContext) -> None:
         """Corrects the token estimate with what was really used, and records the usage."""
@@ -461,6 +496,27 @@ class _Collected:
             usage=usage,
             tool_calls=[{"streamed": True}] if self.tool_calls else None,
         )
+
+
+@dataclass(slots=True)
+class _Grounded:
+    request: ChatRequest
+    query: str = ""
+    used: list[RetrievedChunk] = field(default_factory=list)
+    answer: ChatResult | None = None
+    """The answer given without a model call (don't know, extractive)."""
+    fallback: bool = False
+    """Whether a generated answer that says nothing from its sources is replaced by the
+    extractive one (`answer: auto`; buffered answers only, a stream is already sent)."""
+
+    def check(self, result: ChatResult) -> None:
+        if not self.fallback or not self.used or result.tool_calls:
+            return
+        if result.text.strip().startswith(DONT_KNOW[:12]) or not is_weak(result.text, self.used):
+            return
+        result.text = extractive_answer(self.query, self.used)
+        if isinstance(result.sources, Sources):
+            result.sources.facts["answer_mode"] = "extractive"
 
 
 async def _replay(result: ChatResult) -> AsyncIterator[ChatChunk]:

@@ -101,6 +101,19 @@ class RagBinding(_Strict):
     top_k: int = Field(default=5, ge=1, le=50)
     min_score: float | None = Field(default=None, description="None uses the calibrated default")
     when_nothing_found: Literal["dont_know", "call_model"] = "dont_know"
+    context_tokens: int = Field(
+        default=1200,
+        ge=100,
+        le=100_000,
+        description="room for sources in the prompt (estimated tokens); the best-ranked chunks "
+        "that fit are sent and cited, at least one; the response reports what was used",
+    )
+    answer: Literal["auto", "generate", "extract"] = Field(
+        default="auto",
+        description="extract: quote the best-matching sentences of the best source, no model "
+        "call; auto: extract for the bundled local model (too small to compose a grounded "
+        "answer) and for any answer that cites nothing from its sources, else generate",
+    )
 
 
 class SafetyPolicy(_Strict):

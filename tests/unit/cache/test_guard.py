@@ -25,6 +25,14 @@ DIFFERENT = [
     ("Should I buy shares now?", "Should I sell shares now?", "opposite"),
     ("What should I do before the upgrade?", "What should I do after the upgrade?", "opposite"),
     ("What's on my calendar today?", "What's on my calendar tomorrow?", "time"),
+    ("How do I convert usd to eur?", "How do I convert eur to usd?", "direction"),
+    ("Move money from savings to checking", "Move money from checking to savings", "direction"),
+    ("Is gold cheaper than silver?", "Is silver cheaper than gold?", "direction"),
+    ("Can you call me at 7am?", "Can you call me at 7pm?", "opposite"),
+    ("Is it safe to update now?", "Is it unsafe to update now?", "opposite"),
+    ("Is this ticket refundable?", "Is this ticket non-refundable?", "opposite"),
+    ("How do I connect my bank?", "How do I disconnect my bank?", "opposite"),
+    ("Can I return it within 30 days?", "Can I return it after 30 days?", "opposite"),
 ]
 
 SAME = [
@@ -35,6 +43,8 @@ SAME = [
     ("Where is my order #123?", "Where's my order 123?"),
     ("How can I track my package?", "How do I track my package?"),
     ("What is the weather in NYC?", "what's the weather in NYC"),
+    ("How to send money to my friend from abroad", "How to send money from abroad to a friend"),
+    ("Can I pay in installments?", "Is it possible to pay in installments?"),
 ]
 
 

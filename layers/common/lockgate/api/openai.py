@@ -45,8 +45,11 @@ def completion_body(
 
 
 def extension(sources: list[dict[str, Any]] | None) -> dict[str, Any]:
-    """The `lockgate` response extension: the sources of a grounded answer, when there are."""
-    return {} if sources is None else {"lockgate": {"sources": sources}}
+    """The `lockgate` response extension: the sources of a grounded answer, when there are, and
+    how it was grounded (`rag.prompt.Sources.facts`)."""
+    if sources is None:
+        return {}
+    return {"lockgate": {"sources": sources, **getattr(sources, "facts", {})}}
 
 
 class ChunkEncoder:

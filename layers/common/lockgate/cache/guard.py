@@ -70,6 +70,12 @@ _OPPOSITES = (
     ("refund", "charge"), ("encrypt", "decrypt"), ("import", "export"), ("push", "pull"),
     ("send", "receive"), ("sent", "received"), ("win", "loss"), ("gain", "loss"),
     ("positive", "negative"), ("legal", "illegal"), ("possible", "impossible"),
+    ("am", "pm"), ("within", "after"), ("within", "outside"), ("within", "beyond"),
+    ("inside", "outside"), ("during", "after"), ("during", "before"), ("until", "after"),
+    ("until", "since"), ("internal", "external"), ("domestic", "international"),
+    ("public", "private"), ("temporary", "permanent"), ("monthly", "annual"),
+    ("lowest", "highest"), ("fastest", "slowest"), ("best", "worst"), ("full", "partial"),
+    ("oldest", "newest"), ("latest", "earliest"), ("noon", "midnight"), ("sender", "recipient"),
 )  # fmt: skip
 OPPOSITES: dict[str, frozenset[str]] = {}
 for _a, _b in _OPPOSITES:
@@ -84,6 +90,9 @@ CONTENT_ALLOWANCE = 1
 """Near the threshold, one content word may be unmatched (an added "exactly" or "online");
 two or more, or one replaced by another ("tomato" for "potato"), make a different question."""
 DIRECTIONS = frozenset({"from", "to", "into", "between", "via", "toward", "towards", "onto"})
+ORDERED = frozenset({"from", "to", "into", "onto", "than", "toward", "towards", "per", "over"})
+"""Words whose next content word's role depends on order: "usd to eur" is not "eur to usd"."""
+ANTONYM_PREFIXES = ("non-", "non", "un", "in", "im", "il", "ir", "dis", "de", "anti")
 STOPWORDS = frozenset(
     _split(
         """
@@ -112,6 +121,8 @@ class Features:
     directions: frozenset[tuple[str, str]]
     """(preposition, entity) pairs: "from NYC" is not "to NYC"."""
     content: frozenset[str]
+    ordered: frozenset[tuple[str, str]]
+    """(order word, stem of the next content word): "usd to eur" has ("to", "eur")."""
 
 
 @lru_cache(maxsize=4096)
@@ -146,7 +157,19 @@ def features(text: str) -> Features:
         entities=frozenset(entities),
         directions=frozenset(directions),
         content=content,
+        ordered=_ordered(words),
     )
+
+
+def _ordered(words: tuple[str, ...]) -> frozenset[tuple[str, str]]:
+    pairs = set()
+    for i, word in enumerate(words):
+        if word in ORDERED:
+            for following in words[i + 1 : i + 4]:
+                if following not in STOPWORDS and following not in NEGATIONS:
+                    pairs.add((word, _stem(following)))
+                    break
+    return frozenset(pairs)
 
 
 _NUMERIC_START = frozenset("0123456789$€£¥")
@@ -212,8 +235,10 @@ class Verdict:
 PASS = Verdict(True)
 
 
-def check(query: str, cached: str, *, strict: bool = True) -> Verdict:
-    """Whether `cached`'s answer may be served for `query`, and if not, why."""
+def check(query: str, cached: str, *, strict: bool = True, soft: bool = True) -> Verdict:
+    """Whether `cached`'s answer may be served for `query`, and if not, why. `soft=False`
+    skips the quantifier and time-word checks, which refuse many true paraphrases ("save all
+    my mails" / "save my mails"): the verifier weighs those differences instead."""
     if query == cached:
         return PASS
     a, b = features(query), features(cached)
@@ -234,9 +259,21 @@ def check(query: str, cached: str, *, strict: bool = True) -> Verdict:
         shared = {e for _, e in a.directions} & {e for _, e in b.directions}
         if shared:
             return Verdict(False, "direction", _differ("direction", a.directions, b.directions))
-    verdict = _opposites(a, b)
+    verdict = _opposites(a, b) or _prefixed_antonyms(a, b) or _swapped(a, b)
     if verdict is not None:
         return verdict
+    if soft:
+        verdict = soft_difference(a, b)
+        if verdict is not None:
+            return verdict
+    if strict:
+        only_a, only_b = unmatched(a.content, b.content), unmatched(b.content, a.content)
+        if len(only_a) + len(only_b) > CONTENT_ALLOWANCE:
+            return Verdict(False, "content", _differ("content words", only_a, only_b))
+    return PASS
+
+
+def soft_difference(a: Features, b: Features) -> Verdict | None:
     a_quant = {w for w in a.words if w in QUANTIFIERS}
     b_quant = {w for w in b.words if w in QUANTIFIERS}
     if a_quant != b_quant:
@@ -245,11 +282,7 @@ def check(query: str, cached: str, *, strict: bool = True) -> Verdict:
     b_time = {w for w in b.words if w in TIME_WORDS}
     if a_time != b_time:
         return Verdict(False, "time", _differ("time", a_time, b_time))
-    if strict:
-        only_a, only_b = _unmatched(a.content, b.content), _unmatched(b.content, a.content)
-        if len(only_a) + len(only_b) > CONTENT_ALLOWANCE:
-            return Verdict(False, "content", _differ("content words", only_a, only_b))
-    return PASS
+    return None
 
 
 def _opposites(a: Features, b: Features) -> Verdict | None:
@@ -261,7 +294,33 @@ def _opposites(a: Features, b: Features) -> Verdict | None:
     return None
 
 
-def _unmatched(mine: frozenset[str], theirs: frozenset[str]) -> set[str]:
+def _prefixed_antonyms(a: Features, b: Features) -> Verdict | None:
+    """ "safe" / "unsafe", "refundable" / "non-refundable", "connect" / "disconnect"."""
+    a_set, b_set = set(a.words), set(b.words)
+    only_a, only_b = a_set - b_set, b_set - a_set
+    for x in only_a:
+        for y in only_b:
+            longer, shorter = (x, y) if len(x) > len(y) else (y, x)
+            for prefix in ANTONYM_PREFIXES:
+                if (
+                    len(shorter) >= 3
+                    and longer.startswith(prefix)
+                    and _stem(longer[len(prefix) :]) == _stem(shorter)
+                ):
+                    return Verdict(False, "opposite", f"opposite words: {x!r} vs {y!r}")
+    return None
+
+
+def _swapped(a: Features, b: Features) -> Verdict | None:
+    """The same words on the other side of "to"/"from"/"than": a swapped direction or order."""
+    only_a = {(d, w) for d, w in a.ordered - b.ordered if w in b.content}
+    only_b = {(d, w) for d, w in b.ordered - a.ordered if w in a.content}
+    if {d for d, _ in only_a} & {d for d, _ in only_b}:
+        return Verdict(False, "direction", _differ("order", only_a, only_b))
+    return None
+
+
+def unmatched(mine: frozenset[str], theirs: frozenset[str]) -> set[str]:
     """Content words with no counterpart: not the same stem nor sharing a 5-letter prefix."""
     prefixes = {w[:5] for w in theirs if len(w) >= 5}
     return {w for w in mine - theirs if not (len(w) >= 5 and w[:5] in prefixes)}

@@ -1,9 +1,10 @@
 """The semantic cache: a paraphrase of a cached question gets the cached answer.
 
 A cosine threshold alone serves wrong answers ("refund order 123" is a near neighbour of
-"refund order 456"), so every candidate hit also passes the borderline guard: the hard checks
-(numbers, negation, entities, direction, opposites) on every hit that is not the same text, and
-the content check on hits within `guard_band` above the threshold.
+"refund order 456"), so every candidate hit above the cosine floor also passes the guard's rules
+(numbers, negation, entities, direction and word order, opposites, time, quantifiers) and then
+the verifier (`cache.verifier`), which weighs the cosine against how the two questions' words
+align. Without a verifier, the guard's content check applies within `guard_band` of the floor.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ from typing import Any
 import numpy as np
 
 from lockgate.cache.guard import Verdict, check
+from lockgate.cache.verifier import Verifier
 from lockgate.embeddings.base import Embedder, Vectors
 from lockgate.stores.ports import VectorIndex, VectorRecord
 
 log = logging.getLogger("lockgate.cache")
 
-# Calibrated by `python -m bench.semantic_quality` on STS-B train+dev (held-out: STS-B test);
-# see bench/results/semantic_quality.md for the curve and the held-out false-hit rate.
-DEFAULT_THRESHOLD = 0.94
+# The floor is the verifier's operating point, chosen with it on CLINC150 val by
+# `python -m lockgate.cache.train_verifier` (see lockgate/cache/model/verifier.json); held-out
+# figures: bench/results/semantic_quality.md.
+DEFAULT_THRESHOLD = 0.77
 DEFAULT_GUARD_BAND = 0.04
 CANDIDATES = 4
 """Neighbours checked per lookup: when the nearest fails the guard, a slightly farther one (the
@@ -56,7 +59,9 @@ class SemanticCache:
         guard_band: float = DEFAULT_GUARD_BAND,
         candidates: int = CANDIDATES,
         memo_size: int = 256,
+        verifier: Verifier | bool | None = True,
     ) -> None:
+        """`verifier`: True loads the shipped one, False or None uses the guard band instead."""
         _check_threshold(threshold)
         if not 0 <= guard_band <= 1:
             raise ValueError("guard_band must be between 0 and 1")
@@ -69,6 +74,7 @@ class SemanticCache:
         self._candidates = candidates
         self._memo: OrderedDict[str, Vectors] = OrderedDict()
         self._memo_size = memo_size
+        self.verifier = Verifier.load() if verifier is True else verifier or None
 
     async def lookup(
         self, namespace: str, text: str, *, threshold: float | None = None
@@ -90,8 +96,16 @@ class SemanticCache:
         return None
 
     def verdict(self, query: str, cached: str, similarity: float, floor: float) -> Verdict:
-        """The guard's decision for one candidate: stricter the nearer it is to the floor."""
-        return check(query, cached, strict=similarity < floor + self.guard_band)
+        """The rules, then the verifier (or, without one, the content check near the floor)."""
+        if self.verifier is None:
+            return check(query, cached, strict=similarity < floor + self.guard_band)
+        verdict = check(query, cached, strict=False, soft=False)
+        if not verdict.ok or query == cached:
+            return verdict
+        probability = self.verifier.probability(query, cached, similarity)
+        if probability < self.verifier.threshold:
+            return Verdict(False, "verifier", f"verifier probability {probability:.2f}")
+        return verdict
 
     async def store(
         self, namespace: str, text: str, entry_id: str, payload: dict[str, Any]

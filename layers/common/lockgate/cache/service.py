@@ -20,6 +20,7 @@ from lockgate.cache.ports import CacheEntry, ExactCache
 from lockgate.cache.semantic import SemanticCache
 from lockgate.chat import ChatRequest, ChatResult, Usage
 from lockgate.policy import CachePolicy
+from lockgate.rag.model import Sources
 
 log = logging.getLogger("lockgate.cache")
 
@@ -250,6 +251,8 @@ def _encode(result: ChatResult, model: str | None, now: float) -> bytes:
     }
     if result.sources is not None:
         body["sources"] = result.sources
+        if facts := getattr(result.sources, "facts", None):
+            body["grounding"] = facts
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -262,7 +265,9 @@ def _decode(value: bytes) -> tuple[ChatResult, str | None]:
         text=str(body["text"]),
         finish_reason=str(body["finish_reason"]),
         usage=Usage(int(prompt), int(completion)),
-        sources=body.get("sources"),
+        sources=Sources(body["sources"], **body.get("grounding", {}))
+        if body.get("sources") is not None
+        else None,
     )
     model = body.get("model")
     return result, str(model) if model is not None else None

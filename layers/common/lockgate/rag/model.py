@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from lockgate.rag.errors import InvalidName
 
@@ -135,3 +136,13 @@ class RetrievedChunk:
     section: str = ""
     page: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+class Sources(list[dict[str, Any]]):
+    """The response's `sources` (entry n is what the answer cites as [n]) and `facts`: how the
+    answer was grounded (`answer_mode`, `context_tokens` used of `context_budget`), which the
+    response's `lockgate` extension reports beside them."""
+
+    def __init__(self, items: Sequence[dict[str, Any]] = (), **facts: Any) -> None:
+        super().__init__(items)
+        self.facts: dict[str, Any] = facts

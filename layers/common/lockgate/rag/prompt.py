@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lockgate.chat import ChatChunk, ChatMessage, ChatRequest, ChatResult, Usage
-from lockgate.rag.model import RetrievedChunk
+from lockgate.rag.model import RetrievedChunk, Sources
 
 DONT_KNOW = "I don't know: the available documents do not answer that question."
 DEFAULT_CONTEXT_TOKENS = 700
@@ -136,9 +136,14 @@ def grounded_request(
     return request.model_copy(update={"messages": messages}), used
 
 
-def sources(chunks: Sequence[RetrievedChunk]) -> list[dict[str, Any]]:
+def context_tokens(chunks: Sequence[RetrievedChunk]) -> int:
+    """What `select_sources` counted for these chunks."""
+    return sum(_estimate_tokens(chunk.text) + 12 for chunk in chunks)
+
+
+def sources(chunks: Sequence[RetrievedChunk], **facts: Any) -> Sources:
     """The response's `sources` extension: entry n is what the answer cites as [n]."""
-    out: list[dict[str, Any]] = []
+    out = Sources(**facts)
     for number, chunk in enumerate(chunks, start=1):
         item: dict[str, Any] = {
             "id": number,
@@ -170,9 +175,14 @@ def cited(answer: str, count: int) -> list[int]:
     return seen
 
 
-def dont_know_result() -> ChatResult:
+def dont_know_result(found: Sources | None = None) -> ChatResult:
     """The answer when retrieval found nothing relevant: no model call, no tokens spent."""
-    return ChatResult(text=DONT_KNOW, finish_reason="stop", usage=Usage(), sources=[])
+    return ChatResult(
+        text=DONT_KNOW,
+        finish_reason="stop",
+        usage=Usage(),
+        sources=Sources() if found is None else found,
+    )
 
 
 def dont_know_chunks() -> list[ChatChunk]:

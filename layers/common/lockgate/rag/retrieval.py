@@ -10,12 +10,12 @@ on the one calibrated number there is: the best plain cosine between the query a
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from lockgate.embeddings.base import Embedder
+from lockgate.rag.extractive import window
 from lockgate.rag.model import RetrievedChunk, namespace
 from lockgate.rag.ports import TextIndex
 from lockgate.stores.ports import VectorIndex
@@ -30,7 +30,6 @@ DEFAULT_MIN_SIMILARITY = 0.275
 threshold that still answers at least 95% of questions the KB answers (reworded by hand); there it
 answered 31/32 of those and 2.2% of 312 questions it cannot answer (XQuAD and off-topic)."""
 SNIPPET_CHARS = 240
-_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,22 +52,13 @@ def rrf(rankings: Sequence[Sequence[str]], k: int = DEFAULT_RRF_K) -> dict[str, 
 
 
 def snippet(text: str, query: str, limit: int = SNIPPET_CHARS) -> str:
-    """The sentence window sharing most words with the query, so a citation shows why it
-    matched."""
+    """The window from the sentence that answers the query, so a citation shows why it
+    matched (`extractive.best_sentence`)."""
     flat = " ".join(text.split())
     if len(flat) <= limit:
         return flat
-    words = {w for w in _WORD.findall(query.lower()) if len(w) > 2}
-    sentences = re.split(r"(?<=[.!?])\s+", flat)
-    best, best_hits = 0, -1
-    for i, sentence in enumerate(sentences):
-        hits = len(words & set(_WORD.findall(sentence.lower())))
-        if hits > best_hits:
-            best, best_hits = i, hits
-    window = " ".join(sentences[best:])
-    if len(window) > limit:
-        window = window[:limit].rsplit(" ", 1)[0] + "…"
-    return ("…" if best else "") + window
+    chosen, cut = window(text, query, limit)
+    return ("…" if cut else "") + chosen
 
 
 class Retriever:

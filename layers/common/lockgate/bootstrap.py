@@ -222,7 +222,9 @@ def build(settings: Settings) -> Container:
     if settings.backend == "aws":
         container.starters.append(lambda: _connect_aws(container, embedder))
     else:
-        gateway.rag = rag_wiring.embedded(settings.data_dir, embedder=embedder)
+        gateway.rag = rag_wiring.embedded(
+            settings.data_dir, embedder=embedder, limits=policy.ingestion
+        )
         container.starters.append(lambda: _sync_folders(container))
     return container
 
@@ -232,7 +234,9 @@ async def _connect_aws(container: Container, embedder: MiniLMEmbedder) -> None:
     ensure_index = getattr(container.stores.vectors, "ensure_index", None)
     if ensure_index is not None:
         await ensure_index()
-    container.gateway.rag = await rag_wiring.aws(embedder=embedder)
+    container.gateway.rag = await rag_wiring.aws(
+        embedder=embedder, limits=container.policy.ingestion
+    )
 
 
 async def _sync_folders(container: Container) -> None:

@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from lockgate.api.errors import GatewayError, from_provider_errors, invalid_api_key
 from lockgate.cache.service import CachedAnswer, CacheService
 from lockgate.chat import ChatChunk, ChatRequest, ChatResult, Usage
+from lockgate.errors import GatewayError, from_provider_errors, invalid_api_key
 from lockgate.limits.limiter import Admission, Limiter
 from lockgate.limits.tokens import estimate_tokens
 from lockgate.limits.usage import UsageLedger

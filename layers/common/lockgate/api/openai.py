@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lockgate.api.errors import GatewayError
+from lockgate.api.errors import GatewayError, openai_error_body
 from lockgate.api.sse import DONE, data_frame
 from lockgate.chat import ChatChunk, ChatResult, Usage
 
@@ -106,4 +106,4 @@ class ChunkEncoder:
     def error(error: GatewayError) -> bytes:
         """A mid-stream failure: an error frame and no [DONE], so no client mistakes the
         truncated answer for a complete one."""
-        return data_frame(error.openai_body())
+        return data_frame(openai_error_body(error))

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lockgate.api.errors import GatewayError
+from lockgate.errors import GatewayError
 from lockgate.limits.budgets import BudgetStatus, budget_exceeded
 from lockgate.limits.ports import Acquired, CounterStore, Increment
 from lockgate.limits.usage import UsageLedger

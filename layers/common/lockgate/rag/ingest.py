@@ -20,12 +20,13 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from lockgate.embeddings.base import Embedder
+from lockgate.policy import IngestionPolicy
 from lockgate.rag.chunking import Chunker
-from lockgate.rag.errors import DocumentError
-from lockgate.rag.loaders import load
+from lockgate.rag.errors import DocumentError, DocumentTooLarge, IngestQuotaExceeded
 from lockgate.rag.model import (
     Chunk,
     CollectionInfo,
@@ -34,6 +35,7 @@ from lockgate.rag.model import (
     check_name,
     namespace,
 )
+from lockgate.rag.parsing import DocumentParser
 from lockgate.rag.ports import DocumentStore, TextIndex, TextRecord
 from lockgate.stores.ports import VectorIndex, VectorRecord
 
@@ -70,6 +72,7 @@ class IngestionService:
         embedder: Embedder,
         *,
         chunker: Chunker | None = None,
+        parser: DocumentParser | None = None,
         batch_size: int = 32,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -78,9 +81,11 @@ class IngestionService:
         self.vectors = vectors
         self.embedder = embedder
         self.chunker = chunker or Chunker()
+        self.parser = parser or DocumentParser()
         self._batch = batch_size
         self._clock = clock
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        self._quota = _UploadQuota(self.parser.limits, clock)
 
     def fingerprint(self, content: bytes) -> str:
         digest = hashlib.sha256(content)
@@ -97,13 +102,20 @@ class IngestionService:
         filename: str | None = None,
         content_type: str | None = None,
         progress: Progress | None = None,
+        upload: bool = False,
     ) -> IngestResult:
         """Indexes one source; never raises for a bad document or a failing backend: the result
         (and the status row) says `failed`, with `error`, and `retryable` when trying again may
-        help."""
+        help.
+
+        An `upload` (a tenant's, through the API) counts against the tenant's hourly ingestion
+        quota (`IngestQuotaExceeded` when over it), and a document that cannot be ingested
+        raises its `DocumentError` once its status row says so, for the caller to see."""
         ns = namespace(tenant, collection)
         doc_id = doc_id_for(source_uri)
         started = time.perf_counter()
+        if upload:
+            self._quota.admit(tenant, len(content))
         async with self._lock(tenant, collection, doc_id):
             fingerprint = self.fingerprint(content)
             existing = await self.documents.get(tenant, collection, doc_id)
@@ -131,14 +143,27 @@ class IngestionService:
             record.updated_at = self._clock()
             await self.documents.put(record)
             try:
-                document = load(content, filename=filename or source_uri, content_type=content_type)
-                chunks = self.chunker.chunk(document)
+                name = filename or source_uri
+                document = await self.parser.parse(
+                    content, filename=name, content_type=content_type
+                )
+                chunks = await asyncio.to_thread(self.chunker.chunk, document)
+                limit = self.parser.limits.max_chunks
+                if len(chunks) > limit:
+                    raise DocumentTooLarge(
+                        f"{name.rsplit('/', 1)[-1]}: {len(chunks)} chunks, over the limit of"
+                        f" {limit} (max_chunks)",
+                        limit="max_chunks",
+                    )
                 record.title = document.title
                 record.pending_count = len(chunks)
                 await self.documents.put(record)
                 await self._write(ns, doc_id, fingerprint, source_uri, chunks, progress)
             except Exception as exc:
-                return await self._fail(record, ns, exc, started)
+                failed = await self._fail(record, ns, exc, started)
+                if upload and isinstance(exc, DocumentError):
+                    raise
+                return failed
             replaced = record.content_hash
             old = (record.content_hash, record.chunk_count)
             record.content_hash, record.chunk_count = fingerprint, len(chunks)
@@ -342,3 +367,37 @@ class IngestionService:
 
     def _lock(self, tenant: str, collection: str, doc_id: str) -> asyncio.Lock:
         return self._locks.setdefault((tenant, collection, doc_id), asyncio.Lock())
+
+
+class _UploadQuota:
+    """Per tenant, the uploads and bytes of the last hour, in this process: enough to keep one
+    tenant from monopolising the parser and the embedder; not a billing meter."""
+
+    WINDOW_S = 3600.0
+
+    def __init__(self, limits: IngestionPolicy, clock: Callable[[], float]) -> None:
+        self._limits = limits
+        self._clock = clock
+        self._seen: dict[str, deque[tuple[float, int]]] = {}
+
+    def admit(self, tenant: str, size: int) -> None:
+        now = self._clock()
+        seen = self._seen.setdefault(tenant, deque())
+        while seen and seen[0][0] <= now - self.WINDOW_S:
+            seen.popleft()
+        used = sum(n for _, n in seen)
+        over_count = len(seen) + 1 > self._limits.uploads_per_hour
+        over_bytes = used + size > self._limits.upload_mb_per_hour * 1024 * 1024
+        if over_count or over_bytes:
+            wait = seen[0][0] + self.WINDOW_S - now if seen else self.WINDOW_S
+            what = (
+                f"{self._limits.uploads_per_hour} documents"
+                if over_count
+                else f"{self._limits.upload_mb_per_hour:g} MB"
+            )
+            raise IngestQuotaExceeded(
+                f"This tenant has uploaded {what} in the last hour, its ingestion quota"
+                f" ({'uploads_per_hour' if over_count else 'upload_mb_per_hour'}).",
+                retry_after=max(wait, 1.0),
+            )
+        seen.append((now, size))

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from lockgate.embeddings.base import Embedder
+from lockgate.policy import IngestionPolicy
 from lockgate.rag.ingest import IngestionService
+from lockgate.rag.parsing import DocumentParser
 from lockgate.rag.ports import DocumentStore, TextIndex
 from lockgate.rag.retrieval import RetrievalSettings, Retriever
 from lockgate.stores.ports import VectorIndex
@@ -46,15 +48,17 @@ def assemble(
     *,
     settings: RetrievalSettings | None = None,
     closers: list[Any] | None = None,
+    parser: DocumentParser | None = None,
 ) -> RagComponents:
+    parser = parser or DocumentParser()
     return RagComponents(
         documents=documents,
         text_index=text_index,
         vectors=vectors,
         embedder=embedder,
-        ingestion=IngestionService(documents, text_index, vectors, embedder),
+        ingestion=IngestionService(documents, text_index, vectors, embedder, parser=parser),
         retriever=Retriever(text_index, vectors, embedder, settings),
-        closers=closers or [],
+        closers=[*(closers or []), parser.close],
     )
 
 
@@ -64,8 +68,10 @@ def embedded(
     embedder: Embedder | None = None,
     vectors: VectorIndex | None = None,
     settings: RetrievalSettings | None = None,
+    limits: IngestionPolicy | None = None,
 ) -> RagComponents:
-    """SQLite for documents and BM25, the embedded vector index, the local MiniLM.
+    """SQLite for documents and BM25, the embedded vector index, the local MiniLM; documents
+    parsed in a worker process.
 
     Pass `vectors` to share one vector index (and its file) with the semantic cache."""
     from lockgate.stores.embedded.documents import SqliteDocumentStore
@@ -85,7 +91,15 @@ def embedded(
     documents = SqliteDocumentStore(data_dir / RAG_DB)
     text_index = SqliteTextIndex(data_dir / RAG_DB)
     closers += [documents.close, text_index.close]
-    return assemble(documents, text_index, vectors, embedder, settings=settings, closers=closers)
+    return assemble(
+        documents,
+        text_index,
+        vectors,
+        embedder,
+        settings=settings,
+        closers=closers,
+        parser=DocumentParser(limits),
+    )
 
 
 async def aws(
@@ -93,8 +107,11 @@ async def aws(
     *,
     embedder: Embedder | None = None,
     settings: RetrievalSettings | None = None,
+    limits: IngestionPolicy | None = None,
 ) -> RagComponents:
-    """DynamoDB for documents, OpenSearch for BM25 and k-NN (SigV4 unless told otherwise).
+    """DynamoDB for documents, OpenSearch for BM25 and k-NN (SigV4 unless told otherwise);
+    documents parsed in a thread (a Lambda has no `/dev/shm` for a worker process's locks, and
+    is itself one document at a time under its own memory limit).
 
     Reads `LOCKGATE_DOCUMENTS_TABLE`, `LOCKGATE_OPENSEARCH_URL`, `LOCKGATE_OPENSEARCH_AUTH`
     (sigv4|none), `LOCKGATE_RAG_TEXT_INDEX` and `LOCKGATE_RAG_VECTOR_INDEX`."""
@@ -128,5 +145,11 @@ async def aws(
     await vectors.ensure_index()
     documents = DynamoDocumentStore(env["LOCKGATE_DOCUMENTS_TABLE"])
     return assemble(
-        documents, text_index, vectors, embedder, settings=settings, closers=[client.close]
+        documents,
+        text_index,
+        vectors,
+        embedder,
+        settings=settings,
+        closers=[client.close],
+        parser=DocumentParser(limits, isolated=False),
     )

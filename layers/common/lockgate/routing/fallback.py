@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
 from lockgate.chat import ChatChunk, ChatRequest, ChatResult
+from lockgate.errors import where_it_failed
 from lockgate.policy import Policy, RetryPolicy, Target, Timeouts
 from lockgate.providers import errors
 from lockgate.providers.base import Provider
@@ -118,6 +119,7 @@ class FallbackExecutor:
         plan = self._plan(route)
         async for target, remaining in self._attempts(plan):
             provider = self._providers[target.provider]
+            started = self._clock()
             try:
                 async with asyncio.timeout(min(plan.timeouts.response_s, remaining)):
                     result = await provider.complete(request, target.model)
@@ -125,11 +127,13 @@ class FallbackExecutor:
                 self._failed(plan, target, errors.timed_out("response"))
                 continue
             except ProviderError as exc:
-                self._failed(plan, target, exc)
+                shortest = min(plan.timeouts.connect_s, plan.timeouts.response_s, remaining)
+                elapsed = self._clock() - started
+                self._failed(plan, target, errors.unless_too_soon(exc, elapsed, shortest))
                 self._raise_if_final(plan)
                 continue
             except Exception as exc:
-                log.exception("provider %s failed unexpectedly", target.provider)
+                _log_unexpected(target, exc)
                 self._failed(plan, target, errors.unexpected(exc))
                 continue
             self.cooldown.succeeded(target)
@@ -157,7 +161,7 @@ class FallbackExecutor:
                 self._raise_if_final(plan)
                 continue
             except Exception as exc:
-                log.exception("provider %s failed unexpectedly", target.provider)
+                _log_unexpected(target, exc)
                 await _close(chunks)
                 self._failed(plan, target, errors.unexpected(exc))
                 continue
@@ -205,13 +209,19 @@ class LiveStream:
                 except ProviderError:
                     raise
                 except Exception as exc:
-                    log.exception("provider %s failed unexpectedly", self.target.provider)
+                    _log_unexpected(self.target, exc)
                     raise errors.unexpected(exc) from None
         except ProviderError:
             self._executor.cooldown.failed(self.target)
             raise
         finally:
             await _close(self._chunks)
+
+
+def _log_unexpected(target: Target, exc: BaseException) -> None:
+    """A provider adapter let a foreign exception through: logged by where it happened, not by
+    its message, which may quote the request."""
+    log.error("provider %s failed unexpectedly: %s", target.provider, where_it_failed(exc))
 
 
 async def _close(chunks: AsyncIterator[ChatChunk]) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lockgate.api.errors import model_not_found
 from lockgate.chat import ChatRequest
+from lockgate.errors import model_not_found
 from lockgate.policy import AUTO, TIERS, Policy, Target
 from lockgate.routing.classifier import Classification, classify
 

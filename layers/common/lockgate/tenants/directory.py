@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from lockgate.api.errors import GatewayError
+from lockgate.errors import GatewayError
 from lockgate.tenants.models import ApiKeyRecord, TenantRecord
 from lockgate.tenants.ports import ApiKeyStore, TenantStore
 from lockgate.tenants.tiers import allowed_models

@@ -244,6 +244,8 @@ async def _sync_folders(container: Container) -> None:
     the watched folder in step while serving."""
     settings, rag = container.settings, container.gateway.rag
     assert rag is not None
+    repairs = rag_wiring.keep_repaired(rag.ingestion)
+    container.tasks.append(asyncio.get_running_loop().create_task(repairs))
     if settings.sample_kb is not None and settings.sample_kb.is_dir():
         await sync_folder(
             rag.ingestion, settings.sample_kb, tenant=DEFAULT_TENANT.id, collection="support"

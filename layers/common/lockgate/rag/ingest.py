@@ -21,7 +21,7 @@ import hashlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from lockgate.embeddings.base import Embedder
 from lockgate.policy import IngestionPolicy
@@ -86,6 +86,8 @@ class IngestionService:
         self._clock = clock
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
         self._quota = _UploadQuota(self.parser.limits, clock)
+        self.on_change: list[Callable[[str], None]] = []
+        """Told the namespace whenever what a collection serves changes."""
 
     def fingerprint(self, content: bytes) -> str:
         digest = hashlib.sha256(content)
@@ -158,7 +160,9 @@ class IngestionService:
                 record.title = document.title
                 record.pending_count = len(chunks)
                 await self.documents.put(record)
-                await self._write(ns, doc_id, fingerprint, source_uri, chunks, progress)
+                await self._write(
+                    ns, doc_id, fingerprint, source_uri, chunks, progress, self._beat(record)
+                )
             except Exception as exc:
                 failed = await self._fail(record, ns, exc, started)
                 if upload and isinstance(exc, DocumentError):
@@ -171,6 +175,7 @@ class IngestionService:
             record.status, record.error = "ready", None
             record.updated_at = self._clock()
             await self.documents.put(record)
+            self._announce(tenant, collection)
             if old[0] and old[0] != fingerprint:
                 try:
                     await self._drop(ns, doc_id, old[0], old[1])
@@ -231,7 +236,9 @@ class IngestionService:
             if result.outcome == "failed":
                 raise RuntimeError(f"deleting {record.source_uri}: {result.error}")
             deleted += 1
+        self._announce(tenant, collection)
         await self.documents.set_version(tenant, collection, None)
+        self._announce(tenant, collection)
         return deleted
 
     async def list_collections(self, tenant: str) -> list[CollectionInfo]:
@@ -271,6 +278,17 @@ class IngestionService:
         return stored or EMPTY_VERSION
 
     async def _refresh_version(self, tenant: str, collection: str) -> str:
+        self._announce(tenant, collection)
+        try:
+            return await self._write_version(tenant, collection)
+        finally:
+            self._announce(tenant, collection)
+
+    def _announce(self, tenant: str, collection: str) -> None:
+        for listener in self.on_change:
+            listener(namespace(tenant, collection))
+
+    async def _write_version(self, tenant: str, collection: str) -> str:
         records = await self.documents.list_documents(tenant, collection)
         serving = sorted((r.doc_id, r.content_hash) for r in records if r.content_hash)
         if not serving:
@@ -291,6 +309,7 @@ class IngestionService:
         source_uri: str,
         chunks: Sequence[Chunk],
         progress: Progress | None,
+        beat: Callable[[], Awaitable[None]],
     ) -> None:
         if progress:
             progress(source_uri, 0, len(chunks))
@@ -312,8 +331,43 @@ class IngestionService:
                     for i, t, p in zip(ids, texts, payloads, strict=True)
                 ]
             )
+            await beat()
             if progress:
                 progress(source_uri, start + len(batch), len(chunks))
+
+    def _beat(self, record: DocumentRecord) -> Callable[[], Awaitable[None]]:
+        """A document being written says so every batch: a row left `indexing` and quiet for a
+        while was abandoned (its writer crashed), not slow (see `repair`)."""
+
+        async def beat() -> None:
+            record.updated_at = self._clock()
+            await self.documents.put(record)
+
+        return beat
+
+    async def repair(self, *, stale_after_s: float = 120.0) -> list[IngestResult]:
+        """Finishes what a crash left half done, in every tenant's collections: a document left
+        `deleting` is deleted; one left `indexing` has the chunks of its unfinished version
+        removed and is marked failed (its previous version, if any, keeps serving; ingesting
+        the file again — a watched folder does at start — indexes it). Rows touched within
+        `stale_after_s` may belong to a live writer and are left alone."""
+        repaired: list[IngestResult] = []
+        for stuck in await self.documents.list_unfinished():
+            if self._clock() - stuck.updated_at < stale_after_s:
+                continue
+            if stuck.status == "deleting":
+                repaired.append(
+                    await self.delete_document(stuck.tenant, stuck.collection, stuck.doc_id)
+                )
+                continue
+            async with self._lock(stuck.tenant, stuck.collection, stuck.doc_id):
+                record = await self.documents.get(stuck.tenant, stuck.collection, stuck.doc_id)
+                if record is None or record.status != "indexing":
+                    continue
+                ns = namespace(record.tenant, record.collection)
+                interrupted = Interrupted(f"{record.source_uri}: indexing was interrupted")
+                repaired.append(await self._fail(record, ns, interrupted, time.perf_counter()))
+        return repaired
 
     @staticmethod
     def _payload(doc_id: str, fingerprint: str, source_uri: str, chunk: Chunk) -> dict[str, object]:
@@ -367,6 +421,10 @@ class IngestionService:
 
     def _lock(self, tenant: str, collection: str, doc_id: str) -> asyncio.Lock:
         return self._locks.setdefault((tenant, collection, doc_id), asyncio.Lock())
+
+
+class Interrupted(Exception):
+    """Indexing stopped half way (the process died); trying again will do."""
 
 
 class _UploadQuota:

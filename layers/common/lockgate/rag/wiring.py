@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,7 +17,10 @@ from lockgate.rag.ingest import IngestionService
 from lockgate.rag.parsing import DocumentParser
 from lockgate.rag.ports import DocumentStore, TextIndex
 from lockgate.rag.retrieval import RetrievalSettings, Retriever
+from lockgate.rag.serving import ReopeningVectors, ServedText, ServedVectors, ServingVersions
 from lockgate.stores.ports import VectorIndex
+
+log = logging.getLogger("lockgate.rag")
 
 RAG_DB = "rag.db"
 VECTORS_DB = "rag-vectors.db"
@@ -50,14 +55,24 @@ def assemble(
     closers: list[Any] | None = None,
     parser: DocumentParser | None = None,
 ) -> RagComponents:
+    """Ingestion writes to the indexes; retrieval reads them through `serving`'s filter, so
+    it only ever sees committed document versions."""
     parser = parser or DocumentParser()
+    ingestion = IngestionService(documents, text_index, vectors, embedder, parser=parser)
+    serving = ServingVersions(documents)
+    ingestion.on_change.append(serving.changed)
+    if isinstance(vectors, ReopeningVectors):
+        serving.on_foreign_change.append(vectors.reopen)
+    retriever = Retriever(
+        ServedText(text_index, serving), ServedVectors(vectors, serving), embedder, settings
+    )
     return RagComponents(
         documents=documents,
         text_index=text_index,
         vectors=vectors,
         embedder=embedder,
-        ingestion=IngestionService(documents, text_index, vectors, embedder, parser=parser),
-        retriever=Retriever(text_index, vectors, embedder, settings),
+        ingestion=ingestion,
+        retriever=retriever,
         closers=[*(closers or []), parser.close],
     )
 
@@ -73,7 +88,9 @@ def embedded(
     """SQLite for documents and BM25, the embedded vector index, the local MiniLM; documents
     parsed in a worker process.
 
-    Pass `vectors` to share one vector index (and its file) with the semantic cache."""
+    The vector index is reopened from its file when another process (`lockgate ingest`
+    while the server runs) changed a collection. Pass `vectors` to share one vector index (and
+    its file) with the semantic cache instead."""
     from lockgate.stores.embedded.documents import SqliteDocumentStore
     from lockgate.stores.embedded.text_index import SqliteTextIndex
 
@@ -85,7 +102,10 @@ def embedded(
     if vectors is None:
         from lockgate.stores.embedded.vectors import EmbeddedVectorIndex
 
-        own = EmbeddedVectorIndex(data_dir / VECTORS_DB, dimensions=embedder.dimensions)
+        dimensions = embedder.dimensions
+        own = ReopeningVectors(
+            lambda: EmbeddedVectorIndex(data_dir / VECTORS_DB, dimensions=dimensions)
+        )
         vectors = own
         closers.append(own.aclose)
     documents = SqliteDocumentStore(data_dir / RAG_DB)
@@ -153,3 +173,15 @@ async def aws(
         closers=[client.close],
         parser=DocumentParser(limits, isolated=False),
     )
+
+
+async def keep_repaired(ingestion: IngestionService, interval_s: float = 60.0) -> None:
+    """Repairs what crashed writers left half done, now and then every `interval_s` (a row
+    abandoned moments before a start is only recognisable as abandoned a while later)."""
+    while True:
+        try:
+            for result in await ingestion.repair():
+                log.warning("repaired %s: %s", result.source_uri, result.outcome)
+        except Exception:
+            log.exception("repairing interrupted documents failed; retrying")
+        await asyncio.sleep(interval_s)

@@ -14,6 +14,7 @@ from lockgate.observability import JsonFormatter
 from tests.support.servers import API_KEY, RunningGateway, gateway, mock_policy
 
 UPSTREAM_SECRET = "sk-upstream-secret-1234"
+ADMIN_KEY = "adm-test-key-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,9 @@ def gw(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runn
         {"fast": {"targets": ["mock/gpt-fast"]}, "down": {"targets": ["mock/x+status=500"]}},
         retry={"attempts": 1},
     )
-    with gateway(policy, tmp_path_factory.mktemp("errors"), max_body_bytes=4096) as running:
+    with gateway(
+        policy, tmp_path_factory.mktemp("errors"), max_body_bytes=4096, admin_key=ADMIN_KEY
+    ) as running:
         yield running
 
 
@@ -289,3 +292,17 @@ def test_a_bug_is_a_500_envelope_with_request_id_and_no_prompt_in_the_logs(
     written = "\n".join(JsonFormatter().format(record) for record in caplog.records)
     assert "req-bug-1" in written and "RuntimeError" in written
     assert "aardvark" not in written
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_admin_bodies_have_the_same_limit(gw: RunningGateway, chunked: bool) -> None:
+    """The admin routes read their bodies without a limit (issue 9.8)."""
+    body = b'{"id": "big", "name": "' + b"x" * 10_000 + b'"}'
+    content = iter([body[:5000], body[5000:]]) if chunked else body
+    response = httpx.post(
+        f"{gw.base_url}/admin/tenants",
+        content=content,
+        headers={"authorization": f"Bearer {ADMIN_KEY}", "content-type": "application/json"},
+    )
+    error = _openai_error(response, 413)
+    assert error["code"] == "request_too_large"

@@ -18,7 +18,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lockgate import __version__
 from lockgate.api import anthropic as anthropic_wire
 from lockgate.api.documents import documents_router
-from lockgate.api.errors import GatewayError, bad_request, openai_error_body, to_gateway_error
+from lockgate.api.errors import (
+    GatewayError,
+    bad_request,
+    body_too_large,
+    openai_error_body,
+    to_gateway_error,
+)
 from lockgate.api.http import (
     api_key,
     gateway_key_id,
@@ -73,6 +79,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         error = bad_request(f"The parameter {param!r} {problem}.", param=param)
         return _error_response(request, error, RequestContext(request_id(request)))
 
+    app.add_middleware(_BoundedBodies, limit=limit, own_limit=(OPENAI.path, ANTHROPIC.path))
     app.add_middleware(_LastResort)
 
     @app.get("/health")
@@ -276,6 +283,41 @@ def _error_response(request: Request, error: GatewayError, ctx: RequestContext) 
 
 def _wire_for(path: str) -> Wire:
     return ANTHROPIC if path.startswith(ANTHROPIC.path) else OPENAI
+
+
+class _BoundedBodies:
+    """Every route's body is held to `max_body_bytes` (the admin routes too), refused as soon
+    as it is known to be over; the chat routes, which read theirs with the same limit, are
+    passed through untouched."""
+
+    def __init__(self, app: ASGIApp, limit: int, own_limit: tuple[str, ...]) -> None:
+        self.app = app
+        self._limit = limit
+        self._own = own_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self._own:
+            await self.app(scope, receive, send)
+            return
+        limit = self._limit
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                request = Request(scope)
+                error = body_too_large(limit)
+                response = _error_response(request, error, RequestContext(request_id(request)))
+                await response(scope, receive, send)
+                return
+        received = 0
+
+        async def bounded() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise body_too_large(limit)
+            return message
+
+        await self.app(scope, bounded, send)
 
 
 class _LastResort:

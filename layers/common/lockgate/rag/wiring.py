@@ -92,7 +92,10 @@ def embedded(
     while the server runs) changed a collection. Pass `vectors` to share one vector index (and
     its file) with the semantic cache instead."""
     from lockgate.stores.embedded.documents import SqliteDocumentStore
+    from lockgate.stores.embedded.sqlite import private_dir
     from lockgate.stores.embedded.text_index import SqliteTextIndex
+
+    private_dir(data_dir)
 
     if embedder is None:
         from lockgate.embeddings.local import MiniLMEmbedder

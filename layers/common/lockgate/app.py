@@ -167,7 +167,11 @@ class StreamEncoder(Protocol):
     def chunk(self, chunk: ChatChunk) -> bytes: ...
 
     def finish(
-        self, finish_reason: str, usage: Usage, sources: list[dict[str, Any]] | None
+        self,
+        finish_reason: str,
+        usage: Usage,
+        sources: list[dict[str, Any]] | None,
+        continued: dict[str, Any] | None = None,
     ) -> bytes: ...
 
     def error(self, error: GatewayError) -> bytes: ...
@@ -261,7 +265,7 @@ def _sse(
                     yield frame
                 if chunk.finish_reason:
                     usage = chunk.usage or ctx.usage
-                    yield encoder.finish(chunk.finish_reason, usage, chunk.sources)
+                    yield encoder.finish(chunk.finish_reason, usage, chunk.sources, ctx.continued)
         except Exception as exc:
             if ctx.outcome == "ok":
                 ctx.outcome = "stream_failed"

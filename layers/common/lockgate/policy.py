@@ -167,6 +167,10 @@ class Alias(_Strict):
     cache: CachePolicy | None = None
     rag: RagBinding | None = None
     safety: SafetyPolicy | None = None
+    stream_continuation: bool = Field(
+        default=False,
+        description="a stream that fails after its first token is continued on the next target",
+    )
     description: str = ""
 
     @field_validator("targets", mode="before")

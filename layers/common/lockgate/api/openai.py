@@ -39,9 +39,17 @@ def completion_body(
     }
 
 
-def extension(sources: list[dict[str, Any]] | None) -> dict[str, Any]:
-    """The `lockgate` response extension: the sources of a grounded answer, when there are."""
-    return {} if sources is None else {"lockgate": {"sources": sources}}
+def extension(
+    sources: list[dict[str, Any]] | None, continued: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The `lockgate` response extension: the sources of a grounded answer, when there are, and
+    on a stream continued on another target after a failure, where it switched."""
+    fields: dict[str, Any] = {}
+    if sources is not None:
+        fields["sources"] = sources
+    if continued is not None:
+        fields["continued"] = continued
+    return {"lockgate": fields} if fields else {}
 
 
 class ChunkEncoder:
@@ -65,6 +73,7 @@ class ChunkEncoder:
         delta: dict[str, Any],
         finish_reason: str | None = None,
         sources: list[dict[str, Any]] | None = None,
+        continued: dict[str, Any] | None = None,
     ) -> bytes:
         if not self._role_sent:
             delta = {"role": "assistant", **delta}
@@ -74,7 +83,7 @@ class ChunkEncoder:
             "choices": [
                 {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
             ],
-            **extension(sources),
+            **extension(sources, continued),
         }
         if self._include_usage:
             frame["usage"] = None
@@ -95,9 +104,13 @@ class ChunkEncoder:
         return self._frame(delta)
 
     def finish(
-        self, finish_reason: str, usage: Usage, sources: list[dict[str, Any]] | None = None
+        self,
+        finish_reason: str,
+        usage: Usage,
+        sources: list[dict[str, Any]] | None = None,
+        continued: dict[str, Any] | None = None,
     ) -> bytes:
-        frames = self._frame({}, finish_reason, sources)
+        frames = self._frame({}, finish_reason, sources, continued)
         if self._include_usage:
             frames += data_frame({**self._head, "choices": [], "usage": usage.as_openai()})
         return frames + DONE

@@ -14,6 +14,7 @@ from lockgate.observability import JsonFormatter
 from tests.support.servers import API_KEY, RunningGateway, gateway, mock_policy
 
 UPSTREAM_SECRET = "sk-upstream-secret-1234"
+ADMIN_KEY = "adm-test-key-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,9 @@ def gw(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runn
         {"fast": {"targets": ["mock/gpt-fast"]}, "down": {"targets": ["mock/x+status=500"]}},
         retry={"attempts": 1},
     )
-    with gateway(policy, tmp_path_factory.mktemp("errors"), max_body_bytes=4096) as running:
+    with gateway(
+        policy, tmp_path_factory.mktemp("errors"), max_body_bytes=4096, admin_key=ADMIN_KEY
+    ) as running:
         yield running
 
 
@@ -139,3 +142,167 @@ def test_no_secret_or_prompt_reaches_the_logs(
     assert '"request_id"' in written
     for secret in (API_KEY, UPSTREAM_SECRET, "sk-leaked-guess-123456", "zebras"):
         assert secret not in written
+
+
+ANTHROPIC = "/v1/messages"
+
+
+def _anthropic_error(response: httpx.Response, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["type"] == "error" and set(body["error"]) == {"type", "message"}
+    assert response.headers["x-request-id"]
+    return dict(body["error"])
+
+
+def test_a_collection_name_reaching_into_another_namespace_is_400(http: httpx.Client) -> None:
+    """`lockgate.collection: "tenant-a/docs"` raised InvalidName through the route: a 500."""
+    body = {**GOOD, "lockgate": {"collection": "tenant-a/docs"}}
+    error = _openai_error(http.post(CHAT, json=body), 400)
+    assert error["code"] == "invalid_name"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'"logit_bias": {"50256": NaN}',
+        b'"foo": NaN',
+        b'"foo": {"deep": [1, -Infinity]}',
+        b'"temperature": Infinity',
+    ],
+)
+def test_non_finite_numbers_are_400_at_parse_time(http: httpx.Client, raw: bytes) -> None:
+    """NaN/Infinity are not JSON; pydantic's parser let them through into cache keys (a 500 from
+    `json.dumps`) and into upstream encoders."""
+    body = b'{"model": "fast", "messages": [{"role": "user", "content": "hi"}], ' + raw + b"}"
+    error = _openai_error(http.post(CHAT, content=body), 400)
+    assert "NaN and Infinity" in str(error["message"])
+
+
+def test_the_words_nan_and_infinity_in_text_are_fine(http: httpx.Client) -> None:
+    body = {"model": "fast", "messages": [{"role": "user", "content": "NaN or Infinity?"}]}
+    assert http.post(CHAT, json=body).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"type": "image", "source": "https://example.com/cat.png"},
+        {"type": "tool_result", "tool_use_id": "t1", "content": 42},
+        {"type": "tool_result", "tool_use_id": "t1", "content": {"text": "x"}},
+        {"type": "tool_result", "tool_use_id": "t1", "content": ["a", "b"]},
+    ],
+)
+def test_anthropic_blocks_of_the_wrong_shape_are_400(gw: RunningGateway, block: object) -> None:
+    body = {"model": "fast", "max_tokens": 5, "messages": [{"role": "user", "content": [block]}]}
+    response = httpx.post(f"{gw.base_url}{ANTHROPIC}", json=body, headers={"x-api-key": gw.api_key})
+    error = _anthropic_error(response, 400)
+    assert error["type"] == "invalid_request_error"
+
+
+def test_upload_without_filename_is_400_envelope(http: httpx.Client) -> None:
+    """FastAPI answered a missing query parameter with 422 `{"detail": ...}`."""
+    error = _openai_error(http.post("/v1/collections/docs/documents", content=b"hello"), 400)
+    assert error["param"] == "filename"
+
+
+@pytest.mark.parametrize(
+    ("filename", "content"),
+    [
+        ("broken.docx", "docx"),
+        ("broken.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer <<>>\n%%EOF"),
+    ],
+)
+def test_corrupt_documents_are_400_not_retryable(
+    http: httpx.Client, filename: str, content: object
+) -> None:
+    """A corrupt DOCX (lxml XMLSyntaxError) or PDF was a retryable 503 with no Retry-After."""
+    if content == "docx":
+        content = _docx_with(b"<w:document><w:body><w:p>unclosed")
+    response = http.post(
+        "/v1/collections/docs/documents", params={"filename": filename}, content=content
+    )
+    error = _openai_error(response, 400)
+    assert error["code"] == "invalid_document"
+    assert filename in str(error["message"])
+
+
+def _docx_with(document_xml: bytes) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(
+            "[Content_Types].xml",
+            '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/'
+            'content-types"><Override PartName="/word/document.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>',
+        )
+        archive.writestr(
+            "_rels/.rels",
+            '<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/'
+            '2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/'
+            'officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/>'
+            "</Relationships>",
+        )
+        archive.writestr("word/document.xml", document_xml)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("path", [CHAT, ANTHROPIC])
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_bug_is_a_500_envelope_with_request_id_and_no_prompt_in_the_logs(
+    gw: RunningGateway,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    stream: bool,
+) -> None:
+    """Whatever escapes is the protocol's envelope, never plain text, and the log line says
+    where it happened without the exception's message (which here quotes the prompt, as
+    pydantic's `input_value` did)."""
+    caplog.set_level(logging.INFO)
+    gateway_ = gw.app.state.container.gateway
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("input_value='my secret aardvark prompt'")
+
+    monkeypatch.setattr(gateway_.router, "route", broken)
+    body = {
+        "model": "fast",
+        "max_tokens": 5,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "my secret aardvark prompt"}],
+    }
+    response = httpx.post(
+        f"{gw.base_url}{path}",
+        json=body,
+        headers={"authorization": f"Bearer {gw.api_key}", "x-request-id": "req-bug-1"},
+    )
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/json")
+    if path == CHAT:
+        error = _openai_error(response, 500)
+        assert error["code"] == "internal_error"
+    else:
+        error = _anthropic_error(response, 500)
+        assert error["type"] == "api_error"
+    assert "req-bug-1" in str(error["message"]) and "aardvark" not in response.text
+    written = "\n".join(JsonFormatter().format(record) for record in caplog.records)
+    assert "req-bug-1" in written and "RuntimeError" in written
+    assert "aardvark" not in written
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_admin_bodies_have_the_same_limit(gw: RunningGateway, chunked: bool) -> None:
+    """The admin routes read their bodies without a limit (issue 9.8)."""
+    body = b'{"id": "big", "name": "' + b"x" * 10_000 + b'"}'
+    content = iter([body[:5000], body[5000:]]) if chunked else body
+    response = httpx.post(
+        f"{gw.base_url}/admin/tenants",
+        content=content,
+        headers={"authorization": f"Bearer {ADMIN_KEY}", "content-type": "application/json"},
+    )
+    error = _openai_error(response, 413)
+    assert error["code"] == "request_too_large"

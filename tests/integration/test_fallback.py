@@ -20,6 +20,7 @@ FAULTS = {
     "status503": "bad+status=503",
     "status500": "bad+status=500",
     "status429": "bad+status=429",
+    "status402": "bad+status=402",
     "timeout": "bad+timeout",
     "cut": "bad+cut_after=0",
     "malformed": "bad+malformed_after=0",
@@ -29,6 +30,7 @@ FAULTS = {
 }
 ANTHROPIC_FAULTS = [
     "status503",
+    "status402",
     "status429",
     "timeout",
     "cut",
@@ -70,6 +72,9 @@ def _policy(upstream: str) -> dict[str, object]:
     models["bad_request"] = {"targets": ["mock/bad+status=400", "mock/good"]}
     models["all_down"] = {"targets": ["mock/a+status=503", "mock/b+status=502"]}
     models["all_timeout"] = {"targets": ["mock/a+timeout"]}
+    models["all_busy"] = {"targets": ["mock/a+status=503", "mock/b+status=429"]}
+    models["all_cut"] = {"targets": ["mock/a+cut_after=0"]}
+    models["nan_probe"] = {"targets": ["mock/primary", "mock/good"], "retry": {"attempts": 1}}
     models["cooling"] = {"targets": ["mock/cool+status=500", "mock/good"], "retry": {"attempts": 1}}
     policy = mock_policy(
         upstream, models, timeouts=TIMEOUTS, retry=RETRY, cooldown={"failures": 2, "seconds": 0.6}
@@ -196,3 +201,45 @@ def test_cooldown_skips_a_failing_target_then_lets_it_back(
     raw = client.chat.completions.with_raw_response.create(model="cooling", messages=MESSAGES)  # type: ignore[arg-type]
     assert raw.headers["x-lockgate-attempts"] == "2"
     assert httpx.get(f"{upstream}/_mock/stats").json()["requests"]["cool+status=500"] == 3
+
+
+def test_all_targets_busy_without_retry_after_still_says_when(client: openai.OpenAI) -> None:
+    """README: a 503 from the gateway always carries Retry-After, even when no upstream gave
+    one (regression: it had none)."""
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="all_busy", messages=MESSAGES)  # type: ignore[call-overload]
+    assert caught.value.status_code == 503
+    assert int(caught.value.response.headers["retry-after"]) >= 1
+
+
+def test_a_cut_connection_is_a_bad_gateway_not_a_timeout(client: openai.OpenAI) -> None:
+    """The upstream closing the connection without an answer is a 502 at once (regression: a
+    504 "timed out" after 0.1 s)."""
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="all_cut", messages=MESSAGES)  # type: ignore[call-overload]
+    assert caught.value.status_code == 502
+    assert "timed out" not in caught.value.message
+    assert time.monotonic() - started < TIMEOUTS["response_s"]
+
+
+def test_a_non_finite_number_is_the_callers_fault_not_the_targets(
+    gw: RunningGateway, client: openai.OpenAI, upstream: str
+) -> None:
+    """The attack of issue 9.2: `"foo": NaN` in a pass-through field. It must be a 400 to the
+    caller, never reach an upstream, and never count towards the target's cooldown (two such
+    requests used to push every tenant's traffic to the backup target)."""
+    httpx.post(f"{upstream}/_mock/reset")
+    body = b'{"model": "nan_probe", "messages": [{"role": "user", "content": "hi"}], "foo": NaN}'
+    for _ in range(4):
+        response = httpx.post(
+            f"{gw.v1}/chat/completions",
+            content=body,
+            headers={"authorization": f"Bearer {gw.api_key}", "content-type": "application/json"},
+        )
+        assert response.status_code == 400, response.text
+        assert "NaN" in response.json()["error"]["message"]
+    assert httpx.get(f"{upstream}/_mock/stats").json()["requests"] == {}
+    raw = client.chat.completions.with_raw_response.create(model="nan_probe", messages=MESSAGES)  # type: ignore[arg-type]
+    assert raw.headers["x-lockgate-model"] == "mock/primary"
+    assert raw.headers["x-lockgate-attempts"] == "1"

@@ -211,8 +211,8 @@ def test_manage_collections_and_documents(gw: RunningGateway) -> None:
 
 def test_bad_uploads_get_clear_errors(gw: RunningGateway) -> None:
     corrupt = upload(gw, "scratch", "broken.pdf", b"%PDF-1.4 this is not really a pdf")
-    assert corrupt.status_code == 422 and corrupt.json()["error"]["code"] == "ingest_failed"
+    assert corrupt.status_code == 400 and corrupt.json()["error"]["code"] == "invalid_document"
     unsupported = upload(gw, "scratch", "image.png", b"\x89PNG\r\n")
-    assert unsupported.status_code == 422
+    assert unsupported.status_code == 400
     bad_name = upload(gw, "../other", "x.txt", b"hello")
     assert bad_name.status_code in (400, 404)

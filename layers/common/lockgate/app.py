@@ -9,16 +9,24 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lockgate import __version__
 from lockgate.api import anthropic as anthropic_wire
 from lockgate.api.conversations import ResponsesTurn, stored_response
 from lockgate.api.documents import documents_router
 from lockgate.api.embeddings import EmbeddingsRequest, embeddings_body
-from lockgate.api.errors import GatewayError, bad_request
+from lockgate.api.errors import (
+    GatewayError,
+    bad_request,
+    body_too_large,
+    openai_error_body,
+    to_gateway_error,
+)
 from lockgate.api.http import (
     api_key,
     gateway_key_id,
@@ -66,6 +74,19 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         )
         return _error_response(request, error, RequestContext(request_id(request)))
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameters(request: Request, exc: RequestValidationError) -> Response:
+        """A missing or malformed query or path parameter: 400 in the envelope, naming the
+        parameter (never echoing its value), rather than FastAPI's 422 `{"detail": ...}`."""
+        first = exc.errors()[0] if exc.errors() else {}
+        param = str(list(first.get("loc", ()))[-1]) if first.get("loc") else None
+        problem = "is required" if first.get("type") == "missing" else "is invalid"
+        error = bad_request(f"The parameter {param!r} {problem}.", param=param)
+        return _error_response(request, error, RequestContext(request_id(request)))
+
+    app.add_middleware(_BoundedBodies, limit=limit, own_limit=(OPENAI.path, ANTHROPIC.path))
+    app.add_middleware(_LastResort)
+
     @app.get("/health")
     async def health() -> Response:
         return json_response({"status": "ok", "version": __version__})
@@ -82,8 +103,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         ctx = RequestContext(request_id(request))
         try:
             await gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
-        except GatewayError as exc:
-            return _error_response(request, exc, ctx)
+        except Exception as exc:
+            return _error_response(request, to_gateway_error(exc, ctx.request_id), ctx)
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": "lockgate"}
             for name in gateway.router.model_names
@@ -97,10 +118,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         try:
             tenant = await gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
             summary = await container.ledger.usage_summary(tenant.id, period)
-        except GatewayError as exc:
-            return _error_response(request, exc, ctx)
         except ValueError as exc:
             return _error_response(request, bad_request(str(exc), param="period"), ctx)
+        except Exception as exc:
+            return _error_response(request, to_gateway_error(exc, ctx.request_id), ctx)
         return json_response(summary, headers=ctx.headers())
 
     @app.delete("/v1/cache")
@@ -112,8 +133,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             if gateway.cache is None:
                 raise GatewayError(404, "Caching is not configured.", code="cache_disabled")
             removed = await gateway.cache.purge(tenant.id, alias)
-        except GatewayError as exc:
-            return _error_response(request, exc, ctx)
+        except Exception as exc:
+            return _error_response(request, to_gateway_error(exc, ctx.request_id), ctx)
         return json_response({"purged": removed, "alias": alias}, headers=ctx.headers())
 
     async def chat(request: Request, wire: Wire) -> Response:
@@ -128,8 +149,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
                 return _sse(wire, chat, chunks, ctx, started)
             result = await gateway.complete(chat, ctx, control)
             response = json_response(wire.body(result, _model(ctx)), headers=ctx.headers())
-        except GatewayError as exc:
-            response = _error_response(request, exc, ctx)
+        except Exception as exc:
+            response = _error_response(request, to_gateway_error(exc, ctx.request_id), ctx)
         log_request(_fields(wire.path, ctx, response.status_code), started)
         return response
 
@@ -145,7 +166,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         ctx = RequestContext(request_id(request))
         path = "/v1/responses"
         try:
-            tenant = gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
+            tenant = await gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
             body = await read_body(request, limit)
             turn = await ResponsesTurn.open(
                 body, _conversations(container), tenant.id, container.policy.response_ttl_s
@@ -158,8 +179,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             answer = turn.body(result, _model(ctx))
             await turn.remember(answer)
             response = json_response(answer, headers=ctx.headers())
-        except GatewayError as exc:
-            response = _error_response(request, exc, ctx)
+        except Exception as exc:
+            response = _error_response(request, to_gateway_error(exc, ctx.request_id), ctx)
         log_request(_fields(path, ctx, response.status_code), started)
         return response
 
@@ -167,15 +188,15 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         started = time.perf_counter()
         ctx = RequestContext(request_id(request))
         try:
-            gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
+            await gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
             body = parse(EmbeddingsRequest, await read_body(request, limit))
             if container.embeddings is None:
                 raise GatewayError(404, "Embeddings are not configured.", code="not_found")
             result = await container.embeddings.embed(body, ctx)
             answer = embeddings_body(result, model=body.model, encoding=body.encoding_format)
             response = json_response(answer, headers=ctx.headers())
-        except GatewayError as exc:
-            response = _error_response(request, exc, ctx)
+        except Exception as exc:
+            response = _error_response(request, to_gateway_error(exc, ctx.request_id), ctx)
         log_request(_fields("/v1/embeddings", ctx, response.status_code), started)
         return response
 
@@ -184,7 +205,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         ctx = RequestContext(request_id(request))
         response_id = request.path_params["response_id"]
         try:
-            tenant = gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
+            tenant = await gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
             store = _conversations(container)
             if request.method == "DELETE":
                 if not await store.delete(tenant.id, response_id):
@@ -192,8 +213,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
                 body = {"id": response_id, "object": "response", "deleted": True}
             else:
                 body = await stored_response(store, tenant.id, response_id)
-        except GatewayError as exc:
-            return _error_response(request, exc, ctx)
+        except Exception as exc:
+            return _error_response(request, to_gateway_error(exc, ctx.request_id), ctx)
         return json_response(body, headers=ctx.headers())
 
     # The chat routes are the hot path: mounted as plain Starlette routes, they skip FastAPI's
@@ -218,7 +239,11 @@ class StreamEncoder(Protocol):
     def chunk(self, chunk: ChatChunk) -> bytes: ...
 
     def finish(
-        self, finish_reason: str, usage: Usage, sources: list[dict[str, Any]] | None
+        self,
+        finish_reason: str,
+        usage: Usage,
+        sources: list[dict[str, Any]] | None,
+        continued: dict[str, Any] | None = None,
     ) -> bytes: ...
 
     def error(self, error: GatewayError) -> bytes: ...
@@ -258,14 +283,24 @@ class _OpenAIWire:
         )
 
     def error_body(self, error: GatewayError) -> dict[str, Any]:
-        return error.openai_body()
+        return openai_error_body(error)
 
 
 class _AnthropicWire:
     path = "/v1/messages"
 
     def parse(self, body: bytes) -> ChatRequest:
-        return anthropic_wire.to_chat_request(parse(anthropic_wire.MessagesRequest, body))
+        request = parse(anthropic_wire.MessagesRequest, body)
+        try:
+            return anthropic_wire.to_chat_request(request)
+        except (AttributeError, TypeError, ValueError) as exc:
+            # A content block of the wrong shape (an image `source` given as a string, a
+            # `tool_result` holding a number): the caller's to fix, whatever tripped on it.
+            raise bad_request(
+                "Invalid request: messages: a content block has the wrong shape"
+                f" ({type(exc).__name__})",
+                param="messages",
+            ) from None
 
     def body(self, result: ChatResult, model: str) -> dict[str, Any]:
         return anthropic_wire.to_messages_response(result, model=model, message_id=_id("msg_"))
@@ -302,9 +337,11 @@ def _sse(
                     yield frame
                 if chunk.finish_reason:
                     usage = chunk.usage or ctx.usage
-                    yield encoder.finish(chunk.finish_reason, usage, chunk.sources)
-        except GatewayError as exc:
-            yield encoder.error(exc)
+                    yield encoder.finish(chunk.finish_reason, usage, chunk.sources, ctx.continued)
+        except Exception as exc:
+            if ctx.outcome == "ok":
+                ctx.outcome = "stream_failed"
+            yield encoder.error(to_gateway_error(exc, ctx.request_id))
         finally:
             log_request(_fields(wire.path, ctx, 200, stream=True), started)
 
@@ -317,8 +354,75 @@ def _error_response(request: Request, error: GatewayError, ctx: RequestContext) 
     if ctx.outcome == "ok":
         ctx.outcome = error.code or error.type
     headers = {**ctx.headers(), **error.headers}
-    wire = ANTHROPIC if request.url.path.startswith(ANTHROPIC.path) else OPENAI
-    return json_response(wire.error_body(error), error.status, headers)
+    return json_response(_wire_for(request.url.path).error_body(error), error.status, headers)
+
+
+def _wire_for(path: str) -> Wire:
+    return ANTHROPIC if path.startswith(ANTHROPIC.path) else OPENAI
+
+
+class _BoundedBodies:
+    """Every route's body is held to `max_body_bytes` (the admin routes too), refused as soon
+    as it is known to be over; the chat routes, which read theirs with the same limit, are
+    passed through untouched."""
+
+    def __init__(self, app: ASGIApp, limit: int, own_limit: tuple[str, ...]) -> None:
+        self.app = app
+        self._limit = limit
+        self._own = own_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self._own:
+            await self.app(scope, receive, send)
+            return
+        limit = self._limit
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                request = Request(scope)
+                error = body_too_large(limit)
+                response = _error_response(request, error, RequestContext(request_id(request)))
+                await response(scope, receive, send)
+                return
+        received = 0
+
+        async def bounded() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise body_too_large(limit)
+            return message
+
+        await self.app(scope, bounded, send)
+
+
+class _LastResort:
+    """Whatever a route lets escape becomes a 500 in the protocol's envelope, with the request
+    id, and is logged here without its message (which may quote the request). Nothing is
+    re-raised: the server's own error line would print the exception's message."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            request = Request(scope)
+            ctx = RequestContext(request_id(request))
+            error = to_gateway_error(exc, ctx.request_id)
+            if not started:
+                await _error_response(request, error, ctx)(scope, receive, send)
 
 
 def _fields(

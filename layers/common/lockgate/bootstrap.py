@@ -291,7 +291,9 @@ def build(settings: Settings) -> Container:
     if settings.backend == "aws":
         container.starters.append(lambda: _connect_aws(container, embedder))
     else:
-        gateway.rag = rag_wiring.embedded(settings.data_dir, embedder=embedder)
+        gateway.rag = rag_wiring.embedded(
+            settings.data_dir, embedder=embedder, limits=policy.ingestion
+        )
         container.starters.append(lambda: _sync_folders(container))
     _observe(container)
     return container
@@ -388,7 +390,9 @@ async def _connect_aws(container: Container, embedder: MiniLMEmbedder) -> None:
     ensure_index = getattr(container.stores.vectors, "ensure_index", None)
     if ensure_index is not None:
         await ensure_index()
-    container.gateway.rag = await rag_wiring.aws(embedder=embedder)
+    container.gateway.rag = await rag_wiring.aws(
+        embedder=embedder, limits=container.policy.ingestion
+    )
 
 
 async def _sync_folders(container: Container) -> None:
@@ -396,6 +400,8 @@ async def _sync_folders(container: Container) -> None:
     the watched folder in step while serving."""
     settings, rag = container.settings, container.gateway.rag
     assert rag is not None
+    repairs = rag_wiring.keep_repaired(rag.ingestion)
+    container.tasks.append(asyncio.get_running_loop().create_task(repairs))
     if settings.sample_kb is not None and settings.sample_kb.is_dir():
         await sync_folder(
             rag.ingestion, settings.sample_kb, tenant=DEFAULT_TENANT.id, collection="support"

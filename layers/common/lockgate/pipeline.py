@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from lockgate.api.errors import GatewayError, from_provider_errors, invalid_api_key
 from lockgate.cache.service import CachedAnswer, CacheService
 from lockgate.chat import ChatChunk, ChatRequest, ChatResult, Usage
+from lockgate.errors import GatewayError, from_provider_errors, invalid_api_key
 from lockgate.limits.limiter import Admission, Limiter
 from lockgate.limits.tokens import estimate_tokens
 from lockgate.limits.usage import UsageLedger
@@ -82,6 +82,8 @@ class RequestContext:
     similarity: float | None = None
     usage: Usage = field(default_factory=Usage)
     outcome: str = "ok"
+    continued: dict[str, Any] | None = None
+    """Set when a stream failed mid-answer and another target carried it on."""
     extra_headers: dict[str, str] = field(default_factory=dict)
     """Rate-limit and safety headers, decided on the way in."""
     started: float = field(default_factory=time.perf_counter)
@@ -394,6 +396,12 @@ class Gateway:
                     ctx.usage = chunk.usage
                 if chunk.finish_reason is not None:
                     chunk.sources = found
+                    if live.continued_from is not None:
+                        ctx.continued = {
+                            "from": live.continued_from.key,
+                            "to": live.target.key,
+                            "attempts": live.attempts,
+                        }
                 yield chunk
         except ProviderError as exc:
             ctx.outcome = "stream_failed"
@@ -401,6 +409,8 @@ class Gateway:
                 502, f"Upstream stream failed: {exc.message}", type="upstream_error", code=exc.code
             ) from None
         finally:
+            if live.continued_from is not None:
+                ctx.model, ctx.attempts = live.target.key, live.attempts
             if ctx.usage.completion_tokens == 0:
                 ctx.usage.completion_tokens = answer.pieces
             if ctx.outcome == "ok" and answer.finish_reason is None:

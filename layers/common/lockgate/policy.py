@@ -130,6 +130,23 @@ class SafetyPolicy(_Strict):
     redact_prompts: bool = Field(default=False, description="mask PII before it leaves")
 
 
+class IngestionPolicy(_Strict):
+    """Bounds on one document and on a tenant's uploads: a small file can expand into a huge
+    one (a zip bomb, a PDF of thousands of pages), so each limit is checked before the work it
+    bounds, and a document over one is refused with 413 naming it."""
+
+    max_expanded_mb: float = Field(
+        default=64.0, gt=0, description="a document's size once unzipped or decoded"
+    )
+    max_pages: int = Field(default=2000, ge=1, description="PDF pages")
+    max_paragraphs: int = Field(default=100_000, ge=1)
+    max_chunks: int = Field(default=2000, ge=1, description="chunks indexed per document")
+    parse_timeout_s: float = Field(default=60.0, gt=0)
+    parse_memory_mb: int = Field(default=1024, ge=128, description="the parser process's cap")
+    uploads_per_hour: int = Field(default=200, ge=1, description="per tenant, through the API")
+    upload_mb_per_hour: float = Field(default=500.0, gt=0, description="per tenant")
+
+
 class Price(_Strict):
     """USD per million tokens, for budgets and `GET /v1/usage`.
 
@@ -179,6 +196,10 @@ class Alias(_Strict):
     cache: CachePolicy | None = None
     rag: RagBinding | None = None
     safety: SafetyPolicy | None = None
+    stream_continuation: bool = Field(
+        default=False,
+        description="a stream that fails after its first token is continued on the next target",
+    )
     description: str = ""
 
     @field_validator("targets", mode="before")
@@ -213,6 +234,7 @@ class Policy(_Strict):
     cooldown: Cooldown = Cooldown()
     cache: CachePolicy = CachePolicy()
     safety: SafetyPolicy = SafetyPolicy()
+    ingestion: IngestionPolicy = IngestionPolicy()
     prices: dict[str, Price] = Field(
         default_factory=dict, description="by target 'provider/model'; unpriced targets cost 0"
     )

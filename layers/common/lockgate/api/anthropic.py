@@ -474,7 +474,11 @@ class MessagesStreamEncoder:
         return event_frame("content_block_delta", payload)
 
     def finish(
-        self, finish_reason: str, usage: Usage, sources: list[dict[str, Any]] | None = None
+        self,
+        finish_reason: str,
+        usage: Usage,
+        sources: list[dict[str, Any]] | None = None,
+        continued: dict[str, Any] | None = None,
     ) -> bytes:
         """Closes the open block, then `message_delta` (stop reason, usage) and `message_stop`.
 
@@ -493,7 +497,7 @@ class MessagesStreamEncoder:
                 "input_tokens": self._input_tokens,
                 "output_tokens": usage.completion_tokens,
             },
-            **extension(sources),
+            **extension(sources, continued),
         }
         frames.append(event_frame("message_delta", delta))
         frames.append(event_frame("message_stop", {"type": "message_stop"}))

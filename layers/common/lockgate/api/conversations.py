@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from lockgate.api import responses as wire
-from lockgate.api.errors import GatewayError
+from lockgate.api.errors import GatewayError, openai_error_body
 from lockgate.chat import ChatChunk, ChatMessage, ChatRequest, ChatResult
 from lockgate.stores.responses import ResponseStore, ResponseTooLarge
 
@@ -80,7 +80,7 @@ class ResponsesTurn:
         return self._encoder
 
     def error_body(self, error: GatewayError) -> dict[str, Any]:
-        return error.openai_body()
+        return openai_error_body(error)
 
     async def remember(self, response: dict[str, Any]) -> None:
         """Keeps the conversation up to this response, for follow-ups by its id."""

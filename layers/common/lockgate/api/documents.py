@@ -13,10 +13,9 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from lockgate.api.errors import GatewayError, bad_request
+from lockgate.api.errors import GatewayError
 from lockgate.api.http import api_key, gateway_key_id, json_response, read_body, request_id
 from lockgate.pipeline import Gateway, RequestContext
-from lockgate.rag.errors import InvalidName
 from lockgate.rag.wiring import RagComponents
 from lockgate.tenants.keys import Tenant
 
@@ -41,7 +40,7 @@ def documents_router(gateway: Gateway, max_body_bytes: int) -> APIRouter:
     @router.get("/{collection}/documents")
     async def list_documents(request: Request, collection: str) -> Response:
         tenant, rag, ctx = await caller(request)
-        records = await _named(rag.ingestion.list_documents(tenant.id, collection))
+        records = await rag.ingestion.list_documents(tenant.id, collection)
         data = [_document(r) for r in records]
         return json_response({"object": "list", "data": data}, headers=ctx.headers())
 
@@ -51,25 +50,29 @@ def documents_router(gateway: Gateway, max_body_bytes: int) -> APIRouter:
         Uploading the same name again replaces the document; the same bytes change nothing."""
         tenant, rag, ctx = await caller(request)
         content = await read_body(request, max_body_bytes)
-        result = await _named(
-            rag.ingestion.ingest(
-                tenant.id,
-                collection,
-                f"upload://{filename}",
-                content,
-                filename=filename,
-                content_type=request.headers.get("content-type"),
-            )
+        result = await rag.ingestion.ingest(
+            tenant.id,
+            collection,
+            f"upload://{filename}",
+            content,
+            filename=filename,
+            content_type=request.headers.get("content-type"),
+            upload=True,
         )
         if result.outcome == "failed":
-            status = 503 if result.retryable else 422
-            raise GatewayError(status, f"Ingestion failed: {result.error}", code="ingest_failed")
+            raise GatewayError(
+                503,
+                f"Ingestion failed: {result.error}",
+                type="upstream_error",
+                code="ingest_failed",
+                headers={"retry-after": "5"},
+            )
         return json_response(dataclasses.asdict(result), 201, headers=ctx.headers())
 
     @router.delete("/{collection}/documents/{doc_id}")
     async def delete_document(request: Request, collection: str, doc_id: str) -> Response:
         tenant, rag, ctx = await caller(request)
-        result = await _named(rag.ingestion.delete_document(tenant.id, collection, doc_id))
+        result = await rag.ingestion.delete_document(tenant.id, collection, doc_id)
         if result.outcome == "missing":
             raise GatewayError(404, f"No document {doc_id!r} in {collection!r}.", code="not_found")
         return json_response(dataclasses.asdict(result), headers=ctx.headers())
@@ -77,17 +80,10 @@ def documents_router(gateway: Gateway, max_body_bytes: int) -> APIRouter:
     @router.delete("/{collection}")
     async def delete_collection(request: Request, collection: str) -> Response:
         tenant, rag, ctx = await caller(request)
-        deleted = await _named(rag.ingestion.delete_collection(tenant.id, collection))
+        deleted = await rag.ingestion.delete_collection(tenant.id, collection)
         return json_response({"deleted": deleted, "collection": collection}, headers=ctx.headers())
 
     return router
-
-
-async def _named(work: Any) -> Any:
-    try:
-        return await work
-    except InvalidName as exc:
-        raise bad_request(str(exc), param="collection") from None
 
 
 def _document(record: Any) -> dict[str, Any]:

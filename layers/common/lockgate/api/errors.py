@@ -1,105 +1,76 @@
-"""Gateway errors and the OpenAI error envelope.
+"""The HTTP edge of error handling: every exception a route lets out becomes a status and its
+protocol's envelope here, in one place.
 
-Every failure a client can see is a `GatewayError`; routes render it in their protocol's
-envelope, so the status code and message are decided once, where the failure is understood.
+The core raises `GatewayError` (already classified) or its own domain errors (a bad collection
+name, a document that cannot be ingested, an ingestion quota); `to_gateway_error` maps the
+latter, and anything else is a bug: logged with the request id and where it happened — never
+its message, which may quote the prompt — and answered 500 in the protocol's envelope.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from lockgate.providers.errors import ErrorKind, ProviderError
+from lockgate.errors import (
+    GatewayError,
+    bad_request,
+    body_too_large,
+    from_provider_errors,
+    internal_error,
+    invalid_api_key,
+    model_not_found,
+    where_it_failed,
+)
+from lockgate.rag.errors import DocumentError, DocumentTooLarge, IngestQuotaExceeded, InvalidName
+
+__all__ = [
+    "GatewayError",
+    "bad_request",
+    "body_too_large",
+    "from_provider_errors",
+    "invalid_api_key",
+    "model_not_found",
+    "openai_error_body",
+    "to_gateway_error",
+]
+
+log = logging.getLogger("lockgate.errors")
 
 
-class GatewayError(Exception):
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str = "invalid_request_error",
-        code: str | None = None,
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type
-        self.code = code
-        self.param = param
-        self.headers = headers or {}
+def to_gateway_error(exc: BaseException, request_id: str) -> GatewayError:
+    """The client-facing error for anything a route raised."""
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, InvalidName):
+        return bad_request(str(exc), param=exc.kind, code="invalid_name")
+    if isinstance(exc, DocumentTooLarge):
+        return GatewayError(413, str(exc), code="document_too_large", param=exc.limit)
+    if isinstance(exc, DocumentError):
+        return bad_request(str(exc), code="invalid_document")
+    if isinstance(exc, IngestQuotaExceeded):
+        return GatewayError(
+            429,
+            str(exc),
+            type="rate_limit_error",
+            code="ingest_quota_exceeded",
+            headers={"retry-after": str(max(1, round(exc.retry_after)))},
+        )
+    log.error(
+        "unhandled error in request %s: %s",
+        request_id,
+        where_it_failed(exc),
+        extra={"fields": {"request_id": request_id}},
+    )
+    return internal_error(request_id)
 
-    def openai_body(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "param": self.param,
-                "code": self.code,
-            }
+
+def openai_error_body(error: GatewayError) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": error.message,
+            "type": error.type,
+            "param": error.param,
+            "code": error.code,
         }
-
-
-def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> GatewayError:
-    return GatewayError(400, message, param=param, code=code)
-
-
-def invalid_api_key() -> GatewayError:
-    return GatewayError(
-        401,
-        "Missing or unknown API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key'.",
-        type="authentication_error",
-        code="invalid_api_key",
-    )
-
-
-def model_not_found(model: str, known: list[str]) -> GatewayError:
-    return GatewayError(
-        404,
-        f"The model {model!r} does not exist. Available: {', '.join(known)}.",
-        param="model",
-        code="model_not_found",
-    )
-
-
-def body_too_large(limit: int) -> GatewayError:
-    return GatewayError(
-        413,
-        f"Request body is larger than the limit of {limit} bytes.",
-        code="request_too_large",
-    )
-
-
-def from_provider_errors(errors: list[ProviderError]) -> GatewayError:
-    """The client-facing error once every target has failed.
-
-    A request the upstream rejected as malformed is the client's to fix (400); timeouts are
-    504; when upstreams are only rate limiting or overloaded, 503 with the shortest Retry-After
-    any of them asked for; anything else is a bad gateway (502).
-    """
-    if not errors:
-        return GatewayError(
-            503, "No upstream target is available.", type="upstream_error", code="no_target"
-        )
-    last = errors[-1]
-    if last.kind is ErrorKind.REQUEST:
-        status = last.status if last.status and 400 <= last.status < 500 else 400
-        return GatewayError(
-            status, f"Upstream rejected the request: {last.message}", code=last.code
-        )
-    summary = "; ".join(dict.fromkeys(e.message for e in errors))
-    if all(e.code == "unsupported_feature" for e in errors):
-        return GatewayError(
-            400, f"No target of this model can take the request: {summary}", code=errors[-1].code
-        )
-    message = f"All upstream targets failed after {len(errors)} attempt(s): {summary}"
-    if all(e.code.startswith("timeout") for e in errors):
-        return GatewayError(504, message, type="upstream_error", code="upstream_timeout")
-    waits = [e.retry_after for e in errors if e.retry_after is not None]
-    if all(e.status in (429, 503, 529) for e in errors):
-        headers = {"retry-after": str(max(1, round(min(waits))))} if waits else {}
-        return GatewayError(
-            503, message, type="upstream_error", code="upstream_unavailable", headers=headers
-        )
-    return GatewayError(502, message, type="upstream_error", code="upstream_error")
+    }

@@ -70,10 +70,24 @@ async def read_body(request: Request, limit: int) -> bytes:
 def parse(model: type[M], body: bytes) -> M:
     if not body:
         raise bad_request("The request body is empty; send a JSON object.")
+    if b"NaN" in body or b"Infinity" in body:
+        _refuse_non_finite(body)
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
         raise _invalid(exc) from None
+
+
+def _refuse_non_finite(body: bytes) -> None:
+    """`NaN` and `Infinity` are not JSON, though pydantic's parser accepts them: in a
+    pass-through field they would reach cache keys and upstream encoders, which fail on them.
+    Only bodies that contain the words are parsed again, strictly (they may just be text)."""
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(
+            f"The request body is not valid JSON (NaN and Infinity are not JSON numbers): {exc}"
+        ) from None
 
 
 def _invalid(exc: ValidationError) -> GatewayError:

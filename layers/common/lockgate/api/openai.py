@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lockgate.api.errors import GatewayError
+from lockgate.api.errors import GatewayError, openai_error_body
 from lockgate.api.sse import DONE, data_frame
 from lockgate.chat import ChatChunk, ChatResult, Usage
 
@@ -44,12 +44,19 @@ def completion_body(
     }
 
 
-def extension(sources: list[dict[str, Any]] | None) -> dict[str, Any]:
+def extension(
+    sources: list[dict[str, Any]] | None, continued: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The `lockgate` response extension: the sources of a grounded answer, when there are, and
-    how it was grounded (`rag.prompt.Sources.facts`)."""
-    if sources is None:
-        return {}
-    return {"lockgate": {"sources": sources, **getattr(sources, "facts", {})}}
+    how it was grounded (`rag.prompt.Sources.facts`); on a stream continued on another target
+    after a failure, where it switched."""
+    fields: dict[str, Any] = {}
+    if sources is not None:
+        fields["sources"] = sources
+        fields.update(getattr(sources, "facts", {}))
+    if continued is not None:
+        fields["continued"] = continued
+    return {"lockgate": fields} if fields else {}
 
 
 class ChunkEncoder:
@@ -73,6 +80,7 @@ class ChunkEncoder:
         delta: dict[str, Any],
         finish_reason: str | None = None,
         sources: list[dict[str, Any]] | None = None,
+        continued: dict[str, Any] | None = None,
     ) -> bytes:
         if not self._role_sent:
             delta = {"role": "assistant", **delta}
@@ -82,7 +90,7 @@ class ChunkEncoder:
             "choices": [
                 {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
             ],
-            **extension(sources),
+            **extension(sources, continued),
         }
         if self._include_usage:
             frame["usage"] = None
@@ -105,9 +113,13 @@ class ChunkEncoder:
         return self._frame(delta)
 
     def finish(
-        self, finish_reason: str, usage: Usage, sources: list[dict[str, Any]] | None = None
+        self,
+        finish_reason: str,
+        usage: Usage,
+        sources: list[dict[str, Any]] | None = None,
+        continued: dict[str, Any] | None = None,
     ) -> bytes:
-        frames = self._frame({}, finish_reason, sources)
+        frames = self._frame({}, finish_reason, sources, continued)
         if self._include_usage:
             frames += data_frame({**self._head, "choices": [], "usage": usage.as_openai()})
         return frames + DONE
@@ -116,4 +128,4 @@ class ChunkEncoder:
     def error(error: GatewayError) -> bytes:
         """A mid-stream failure: an error frame and no [DONE], so no client mistakes the
         truncated answer for a complete one."""
-        return data_frame(error.openai_body())
+        return data_frame(openai_error_body(error))

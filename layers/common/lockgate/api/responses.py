@@ -560,7 +560,11 @@ class ResponsesStreamEncoder:
         return frames
 
     def finish(
-        self, finish_reason: str, usage: Usage, sources: list[dict[str, Any]] | None = None
+        self,
+        finish_reason: str,
+        usage: Usage,
+        sources: list[dict[str, Any]] | None = None,
+        continued: dict[str, Any] | None = None,
     ) -> bytes:
         frames = self._close()
         if not self.output:

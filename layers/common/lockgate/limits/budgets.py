@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from lockgate.api.errors import GatewayError
+from lockgate.errors import GatewayError
 from lockgate.limits.ports import UsageTotals
 from lockgate.tenants.models import Budget
 from lockgate.tenants.tiers import ROUTING_TIERS

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lockgate.api.errors import GatewayError
+from lockgate.errors import GatewayError
 from lockgate.limits.budgets import (
     BudgetStatus,
     budget_counter,

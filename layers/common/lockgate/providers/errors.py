@@ -15,12 +15,13 @@ class ErrorKind(Enum):
     Retry the same target after a backoff, then fall back."""
 
     TARGET = "target"
-    """The target cannot serve anyone right now (bad credentials, unknown model, unsupported
-    feature): do not retry it, fall back to the next one."""
+    """The target cannot serve anyone right now (bad credentials, an account out of credit,
+    unknown model, unsupported feature): do not retry it, fall back to the next one."""
 
     REQUEST = "request"
-    """The request itself is at fault (400-class validation): every target would refuse it,
-    so the client gets the error at once."""
+    """The request itself is at fault (400-class validation, or a body that could not even be
+    encoded for the upstream): every target would refuse it, so the client gets the error at
+    once, and no target is blamed for it (its cooldown is untouched)."""
 
 
 class ProviderError(Exception):
@@ -48,7 +49,7 @@ class ProviderError(Exception):
 def kind_for_status(status: int) -> ErrorKind:
     if status in (408, 409, 425, 429) or status >= 500:
         return ErrorKind.RETRYABLE
-    if status in (401, 403, 404):
+    if status in (401, 402, 403, 404):
         return ErrorKind.TARGET
     return ErrorKind.REQUEST
 
@@ -74,10 +75,33 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(seconds, 0.0)
 
 
+def unencodable(detail: str) -> ProviderError:
+    """The request could not be turned into the upstream's wire format (a value its JSON cannot
+    carry): raised before the upstream is contacted, so it is the request's fault, never the
+    target's. Adapters raise this around body encoding rather than let it pass for malformed."""
+    return ProviderError(
+        f"the request cannot be encoded for the upstream: {detail}",
+        kind=ErrorKind.REQUEST,
+        status=400,
+        code="request_unencodable",
+    )
+
+
 def timed_out(stage: str) -> ProviderError:
     return ProviderError(
         f"upstream timed out ({stage})", kind=ErrorKind.RETRYABLE, code=f"timeout_{stage}"
     )
+
+
+def unless_too_soon(
+    error: ProviderError, elapsed_s: float, shortest_timeout_s: float
+) -> ProviderError:
+    """A "timeout" reported before any timeout the gateway set could have expired is a dropped
+    connection in disguise (some HTTP clients map a server disconnect onto a timeout class): a
+    bad gateway to the client, not a 504 "timed out" after a tenth of a second."""
+    if error.code.startswith("timeout") and elapsed_s < shortest_timeout_s * 0.9:
+        return connection_failed("the upstream closed the connection")
+    return error
 
 
 def connection_failed(detail: str) -> ProviderError:

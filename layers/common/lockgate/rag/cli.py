@@ -1,8 +1,8 @@
 """`lockgate ingest | watch | collections | documents | delete`: RAG from the command line.
 
-These open the embedded stores under the data directory directly. The embedded vector index is
-owned by one process, so run them while the server is stopped, or let a running server pick up
-files through its watched folder instead.
+These open the embedded stores under the data directory directly. A server running on the same
+directory picks the changes up by itself: it notices that a collection's version moved without
+it, and reloads its in-memory vectors from the file before it next searches that collection.
 """
 
 from __future__ import annotations

@@ -20,12 +20,13 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 
 from lockgate.embeddings.base import Embedder
+from lockgate.policy import IngestionPolicy
 from lockgate.rag.chunking import Chunker
-from lockgate.rag.errors import DocumentError
-from lockgate.rag.loaders import load
+from lockgate.rag.errors import DocumentError, DocumentTooLarge, IngestQuotaExceeded
 from lockgate.rag.model import (
     Chunk,
     CollectionInfo,
@@ -34,6 +35,7 @@ from lockgate.rag.model import (
     check_name,
     namespace,
 )
+from lockgate.rag.parsing import DocumentParser
 from lockgate.rag.ports import DocumentStore, TextIndex, TextRecord
 from lockgate.stores.ports import VectorIndex, VectorRecord
 
@@ -70,6 +72,7 @@ class IngestionService:
         embedder: Embedder,
         *,
         chunker: Chunker | None = None,
+        parser: DocumentParser | None = None,
         batch_size: int = 32,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -78,9 +81,13 @@ class IngestionService:
         self.vectors = vectors
         self.embedder = embedder
         self.chunker = chunker or Chunker()
+        self.parser = parser or DocumentParser()
         self._batch = batch_size
         self._clock = clock
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        self._quota = _UploadQuota(self.parser.limits, clock)
+        self.on_change: list[Callable[[str], None]] = []
+        """Told the namespace whenever what a collection serves changes."""
 
     def fingerprint(self, content: bytes) -> str:
         digest = hashlib.sha256(content)
@@ -97,13 +104,20 @@ class IngestionService:
         filename: str | None = None,
         content_type: str | None = None,
         progress: Progress | None = None,
+        upload: bool = False,
     ) -> IngestResult:
         """Indexes one source; never raises for a bad document or a failing backend: the result
         (and the status row) says `failed`, with `error`, and `retryable` when trying again may
-        help."""
+        help.
+
+        An `upload` (a tenant's, through the API) counts against the tenant's hourly ingestion
+        quota (`IngestQuotaExceeded` when over it), and a document that cannot be ingested
+        raises its `DocumentError` once its status row says so, for the caller to see."""
         ns = namespace(tenant, collection)
         doc_id = doc_id_for(source_uri)
         started = time.perf_counter()
+        if upload:
+            self._quota.admit(tenant, len(content))
         async with self._lock(tenant, collection, doc_id):
             fingerprint = self.fingerprint(content)
             existing = await self.documents.get(tenant, collection, doc_id)
@@ -131,14 +145,29 @@ class IngestionService:
             record.updated_at = self._clock()
             await self.documents.put(record)
             try:
-                document = load(content, filename=filename or source_uri, content_type=content_type)
-                chunks = self.chunker.chunk(document)
+                name = filename or source_uri
+                document = await self.parser.parse(
+                    content, filename=name, content_type=content_type
+                )
+                chunks = await asyncio.to_thread(self.chunker.chunk, document)
+                limit = self.parser.limits.max_chunks
+                if len(chunks) > limit:
+                    raise DocumentTooLarge(
+                        f"{name.rsplit('/', 1)[-1]}: {len(chunks)} chunks, over the limit of"
+                        f" {limit} (max_chunks)",
+                        limit="max_chunks",
+                    )
                 record.title = document.title
                 record.pending_count = len(chunks)
                 await self.documents.put(record)
-                await self._write(ns, doc_id, fingerprint, source_uri, chunks, progress)
+                await self._write(
+                    ns, doc_id, fingerprint, source_uri, chunks, progress, self._beat(record)
+                )
             except Exception as exc:
-                return await self._fail(record, ns, exc, started)
+                failed = await self._fail(record, ns, exc, started)
+                if upload and isinstance(exc, DocumentError):
+                    raise
+                return failed
             replaced = record.content_hash
             old = (record.content_hash, record.chunk_count)
             record.content_hash, record.chunk_count = fingerprint, len(chunks)
@@ -146,6 +175,7 @@ class IngestionService:
             record.status, record.error = "ready", None
             record.updated_at = self._clock()
             await self.documents.put(record)
+            self._announce(tenant, collection)
             if old[0] and old[0] != fingerprint:
                 try:
                     await self._drop(ns, doc_id, old[0], old[1])
@@ -206,7 +236,9 @@ class IngestionService:
             if result.outcome == "failed":
                 raise RuntimeError(f"deleting {record.source_uri}: {result.error}")
             deleted += 1
+        self._announce(tenant, collection)
         await self.documents.set_version(tenant, collection, None)
+        self._announce(tenant, collection)
         return deleted
 
     async def list_collections(self, tenant: str) -> list[CollectionInfo]:
@@ -246,6 +278,17 @@ class IngestionService:
         return stored or EMPTY_VERSION
 
     async def _refresh_version(self, tenant: str, collection: str) -> str:
+        self._announce(tenant, collection)
+        try:
+            return await self._write_version(tenant, collection)
+        finally:
+            self._announce(tenant, collection)
+
+    def _announce(self, tenant: str, collection: str) -> None:
+        for listener in self.on_change:
+            listener(namespace(tenant, collection))
+
+    async def _write_version(self, tenant: str, collection: str) -> str:
         records = await self.documents.list_documents(tenant, collection)
         serving = sorted((r.doc_id, r.content_hash) for r in records if r.content_hash)
         if not serving:
@@ -266,6 +309,7 @@ class IngestionService:
         source_uri: str,
         chunks: Sequence[Chunk],
         progress: Progress | None,
+        beat: Callable[[], Awaitable[None]],
     ) -> None:
         if progress:
             progress(source_uri, 0, len(chunks))
@@ -287,8 +331,43 @@ class IngestionService:
                     for i, t, p in zip(ids, texts, payloads, strict=True)
                 ]
             )
+            await beat()
             if progress:
                 progress(source_uri, start + len(batch), len(chunks))
+
+    def _beat(self, record: DocumentRecord) -> Callable[[], Awaitable[None]]:
+        """A document being written says so every batch: a row left `indexing` and quiet for a
+        while was abandoned (its writer crashed), not slow (see `repair`)."""
+
+        async def beat() -> None:
+            record.updated_at = self._clock()
+            await self.documents.put(record)
+
+        return beat
+
+    async def repair(self, *, stale_after_s: float = 120.0) -> list[IngestResult]:
+        """Finishes what a crash left half done, in every tenant's collections: a document left
+        `deleting` is deleted; one left `indexing` has the chunks of its unfinished version
+        removed and is marked failed (its previous version, if any, keeps serving; ingesting
+        the file again — a watched folder does at start — indexes it). Rows touched within
+        `stale_after_s` may belong to a live writer and are left alone."""
+        repaired: list[IngestResult] = []
+        for stuck in await self.documents.list_unfinished():
+            if self._clock() - stuck.updated_at < stale_after_s:
+                continue
+            if stuck.status == "deleting":
+                repaired.append(
+                    await self.delete_document(stuck.tenant, stuck.collection, stuck.doc_id)
+                )
+                continue
+            async with self._lock(stuck.tenant, stuck.collection, stuck.doc_id):
+                record = await self.documents.get(stuck.tenant, stuck.collection, stuck.doc_id)
+                if record is None or record.status != "indexing":
+                    continue
+                ns = namespace(record.tenant, record.collection)
+                interrupted = Interrupted(f"{record.source_uri}: indexing was interrupted")
+                repaired.append(await self._fail(record, ns, interrupted, time.perf_counter()))
+        return repaired
 
     @staticmethod
     def _payload(doc_id: str, fingerprint: str, source_uri: str, chunk: Chunk) -> dict[str, object]:
@@ -342,3 +421,41 @@ class IngestionService:
 
     def _lock(self, tenant: str, collection: str, doc_id: str) -> asyncio.Lock:
         return self._locks.setdefault((tenant, collection, doc_id), asyncio.Lock())
+
+
+class Interrupted(Exception):
+    """Indexing stopped half way (the process died); trying again will do."""
+
+
+class _UploadQuota:
+    """Per tenant, the uploads and bytes of the last hour, in this process: enough to keep one
+    tenant from monopolising the parser and the embedder; not a billing meter."""
+
+    WINDOW_S = 3600.0
+
+    def __init__(self, limits: IngestionPolicy, clock: Callable[[], float]) -> None:
+        self._limits = limits
+        self._clock = clock
+        self._seen: dict[str, deque[tuple[float, int]]] = {}
+
+    def admit(self, tenant: str, size: int) -> None:
+        now = self._clock()
+        seen = self._seen.setdefault(tenant, deque())
+        while seen and seen[0][0] <= now - self.WINDOW_S:
+            seen.popleft()
+        used = sum(n for _, n in seen)
+        over_count = len(seen) + 1 > self._limits.uploads_per_hour
+        over_bytes = used + size > self._limits.upload_mb_per_hour * 1024 * 1024
+        if over_count or over_bytes:
+            wait = seen[0][0] + self.WINDOW_S - now if seen else self.WINDOW_S
+            what = (
+                f"{self._limits.uploads_per_hour} documents"
+                if over_count
+                else f"{self._limits.upload_mb_per_hour:g} MB"
+            )
+            raise IngestQuotaExceeded(
+                f"This tenant has uploaded {what} in the last hour, its ingestion quota"
+                f" ({'uploads_per_hour' if over_count else 'upload_mb_per_hour'}).",
+                retry_after=max(wait, 1.0),
+            )
+        seen.append((now, size))

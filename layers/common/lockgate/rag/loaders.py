@@ -13,10 +13,12 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import PurePosixPath
 
-from lockgate.rag.errors import CorruptDocument, DocumentError, UnsupportedFormat
+from lockgate.policy import IngestionPolicy
+from lockgate.rag.errors import CorruptDocument, DocumentError, DocumentTooLarge, UnsupportedFormat
 from lockgate.rag.model import Block, LoadedDocument
 
 MAX_BYTES = 50 * 1024 * 1024
+_MB = 1024 * 1024
 
 _BY_EXTENSION = {
     ".txt": "text",
@@ -63,17 +65,49 @@ def detect_format(filename: str | None, content_type: str | None = None) -> str:
 
 
 def load(
-    content: bytes, *, filename: str | None = None, content_type: str | None = None
+    content: bytes,
+    *,
+    filename: str | None = None,
+    content_type: str | None = None,
+    limits: IngestionPolicy | None = None,
 ) -> LoadedDocument:
-    """Parses a document; raises `DocumentError` subclasses naming the file on bad input."""
+    """Parses a document; raises `DocumentError` subclasses naming the file on bad input, and
+    `DocumentTooLarge` naming the limit when it is over one.
+
+    Whatever a parser trips on inside the bytes (an lxml syntax error, a pypdf limit) is the
+    document's fault: `CorruptDocument`, never an error worth retrying."""
+    limits = limits or IngestionPolicy()
+    name = _name(filename)
     kind = detect_format(filename, content_type)
     if len(content) > MAX_BYTES:
-        raise DocumentError(f"{_name(filename)}: {len(content)} bytes exceeds {MAX_BYTES}")
-    default_title = _stem(filename)
-    document = _LOADERS[kind](content, default_title, _name(filename))
+        raise DocumentTooLarge(f"{name}: {len(content)} bytes exceeds {MAX_BYTES}", limit="bytes")
+    _check_expanded(name, len(content), limits)
+    try:
+        document = _LOADERS[kind](content, _stem(filename), name, limits)
+    except (DocumentError, MemoryError):
+        raise
+    except Exception as exc:
+        raise CorruptDocument(f"{name}: unreadable {kind} ({type(exc).__name__})") from None
+    if len(document.blocks) > limits.max_paragraphs:
+        raise _too_many(name, len(document.blocks), "paragraphs", limits.max_paragraphs)
     if not any(block.text.strip() for block in document.blocks if block.kind == "text"):
-        raise DocumentError(f"{_name(filename)}: no text found")
+        raise DocumentError(f"{name}: no text found")
     return document
+
+
+def _check_expanded(name: str, size: int, limits: IngestionPolicy) -> None:
+    if size > limits.max_expanded_mb * _MB:
+        raise DocumentTooLarge(
+            f"{name}: expands to {size / _MB:.1f} MB, over the limit of"
+            f" {limits.max_expanded_mb:g} MB (max_expanded_mb)",
+            limit="max_expanded_mb",
+        )
+
+
+def _too_many(name: str, count: int, what: str, limit: int) -> DocumentTooLarge:
+    return DocumentTooLarge(
+        f"{name}: {count} {what}, over the limit of {limit} (max_{what})", limit=f"max_{what}"
+    )
 
 
 def _name(filename: str | None) -> str:
@@ -100,7 +134,7 @@ def _paragraphs(text: str) -> list[str]:
     return [" ".join(p.split()) for p in parts if p.strip()]
 
 
-def _load_text(content: bytes, title: str, name: str) -> LoadedDocument:
+def _load_text(content: bytes, title: str, name: str, limits: IngestionPolicy) -> LoadedDocument:
     blocks = [Block("text", p) for p in _paragraphs(_decode(content, name))]
     return LoadedDocument(title, blocks)
 
@@ -117,7 +151,9 @@ def _inline(text: str) -> str:
     return _EMPHASIS.sub(r"\2", _LINK.sub(r"\1", text))
 
 
-def _load_markdown(content: bytes, title: str, name: str) -> LoadedDocument:
+def _load_markdown(
+    content: bytes, title: str, name: str, limits: IngestionPolicy
+) -> LoadedDocument:
     lines = _decode(content, name).replace("\r\n", "\n").split("\n")
     blocks: list[Block] = []
     paragraph: list[str] = []
@@ -227,7 +263,7 @@ class _HtmlBlocks(HTMLParser):
         self._flush()
 
 
-def _load_html(content: bytes, title: str, name: str) -> LoadedDocument:
+def _load_html(content: bytes, title: str, name: str, limits: IngestionPolicy) -> LoadedDocument:
     parser = _HtmlBlocks()
     parser.feed(_decode(content, name))
     parser.close()
@@ -235,7 +271,7 @@ def _load_html(content: bytes, title: str, name: str) -> LoadedDocument:
     return LoadedDocument(" ".join(parser.title.split()) or h1 or title, parser.blocks)
 
 
-def _load_pdf(content: bytes, title: str, name: str) -> LoadedDocument:
+def _load_pdf(content: bytes, title: str, name: str, limits: IngestionPolicy) -> LoadedDocument:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -243,11 +279,15 @@ def _load_pdf(content: bytes, title: str, name: str) -> LoadedDocument:
         reader = PdfReader(io.BytesIO(content))
         if reader.is_encrypted:
             raise CorruptDocument(f"{name}: encrypted PDF")
+        if len(reader.pages) > limits.max_pages:
+            raise _too_many(name, len(reader.pages), "pages", limits.max_pages)
         blocks: list[Block] = []
         for number, page in enumerate(reader.pages, start=1):
             text = page.extract_text() or ""
             blocks.extend(Block("text", p, page=number) for p in _pdf_paragraphs(text))
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
+    except DocumentError:
+        raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         raise CorruptDocument(f"{name}: unreadable PDF ({type(exc).__name__})") from None
     return LoadedDocument(meta_title.strip() or title, blocks)
@@ -263,13 +303,16 @@ def _pdf_paragraphs(text: str) -> list[str]:
     return [" ".join(joined.split())] if joined.strip() else []
 
 
-def _load_docx(content: bytes, title: str, name: str) -> LoadedDocument:
+def _load_docx(content: bytes, title: str, name: str, limits: IngestionPolicy) -> LoadedDocument:
     import zipfile
 
     import docx
 
     try:
+        _check_docx_size(content, name, limits)
         document = docx.Document(io.BytesIO(content))
+    except DocumentError:
+        raise
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise CorruptDocument(f"{name}: unreadable DOCX ({type(exc).__name__})") from None
     blocks: list[Block] = []
@@ -294,7 +337,21 @@ def _load_docx(content: bytes, title: str, name: str) -> LoadedDocument:
     return LoadedDocument(doc_title or title, blocks)
 
 
-def _load_jsonl(content: bytes, title: str, name: str) -> LoadedDocument:
+def _check_docx_size(content: bytes, name: str, limits: IngestionPolicy) -> None:
+    """A DOCX is a zip: its members' declared sizes are summed before anything is inflated (a
+    reader never inflates past a member's declared size), and the paragraphs of the body are
+    counted in the raw XML before an XML tree of millions of elements is built."""
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        _check_expanded(name, sum(info.file_size for info in archive.infolist()), limits)
+        body = archive.read("word/document.xml")
+    paragraphs = body.count(b"<w:p>") + body.count(b"<w:p ") + body.count(b"<w:p/>")
+    if paragraphs > limits.max_paragraphs:
+        raise _too_many(name, paragraphs, "paragraphs", limits.max_paragraphs)
+
+
+def _load_jsonl(content: bytes, title: str, name: str, limits: IngestionPolicy) -> LoadedDocument:
     blocks: list[Block] = []
     for number, line in enumerate(_decode(content, name).splitlines(), start=1):
         if not line.strip():
@@ -319,7 +376,7 @@ def _load_jsonl(content: bytes, title: str, name: str) -> LoadedDocument:
     return LoadedDocument(title, blocks)
 
 
-_LOADERS: dict[str, Callable[[bytes, str, str], LoadedDocument]] = {
+_LOADERS: dict[str, Callable[[bytes, str, str, IngestionPolicy], LoadedDocument]] = {
     "text": _load_text,
     "markdown": _load_markdown,
     "html": _load_html,

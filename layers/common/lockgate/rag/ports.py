@@ -51,6 +51,11 @@ class DocumentStore(Protocol):
 
     async def list_collections(self, tenant: str) -> list[str]: ...
 
+    async def list_unfinished(self) -> list[DocumentRecord]:
+        """Every tenant's documents left `indexing` or `deleting`: after a crash, what to
+        repair."""
+        ...
+
     async def get_version(self, tenant: str, collection: str) -> str | None: ...
 
     async def set_version(self, tenant: str, collection: str, version: str | None) -> None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,10 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from lockgate.embeddings.base import Embedder
+from lockgate.policy import IngestionPolicy
 from lockgate.rag.ingest import IngestionService
+from lockgate.rag.parsing import DocumentParser
 from lockgate.rag.ports import DocumentStore, TextIndex
 from lockgate.rag.retrieval import RetrievalSettings, Retriever
+from lockgate.rag.serving import ReopeningVectors, ServedText, ServedVectors, ServingVersions
 from lockgate.stores.ports import VectorIndex
+
+log = logging.getLogger("lockgate.rag")
 
 RAG_DB = "rag.db"
 VECTORS_DB = "rag-vectors.db"
@@ -46,15 +53,27 @@ def assemble(
     *,
     settings: RetrievalSettings | None = None,
     closers: list[Any] | None = None,
+    parser: DocumentParser | None = None,
 ) -> RagComponents:
+    """Ingestion writes to the indexes; retrieval reads them through `serving`'s filter, so
+    it only ever sees committed document versions."""
+    parser = parser or DocumentParser()
+    ingestion = IngestionService(documents, text_index, vectors, embedder, parser=parser)
+    serving = ServingVersions(documents)
+    ingestion.on_change.append(serving.changed)
+    if isinstance(vectors, ReopeningVectors):
+        serving.on_foreign_change.append(vectors.reopen)
+    retriever = Retriever(
+        ServedText(text_index, serving), ServedVectors(vectors, serving), embedder, settings
+    )
     return RagComponents(
         documents=documents,
         text_index=text_index,
         vectors=vectors,
         embedder=embedder,
-        ingestion=IngestionService(documents, text_index, vectors, embedder),
-        retriever=Retriever(text_index, vectors, embedder, settings),
-        closers=closers or [],
+        ingestion=ingestion,
+        retriever=retriever,
+        closers=[*(closers or []), parser.close],
     )
 
 
@@ -64,12 +83,19 @@ def embedded(
     embedder: Embedder | None = None,
     vectors: VectorIndex | None = None,
     settings: RetrievalSettings | None = None,
+    limits: IngestionPolicy | None = None,
 ) -> RagComponents:
-    """SQLite for documents, tantivy (else FTS5) for BM25, the embedded vector index, MiniLM.
+    """SQLite for documents, tantivy (else FTS5) for BM25, the embedded vector index, MiniLM;
+    documents parsed in a worker process.
 
-    Pass `vectors` to share one vector index (and its file) with the semantic cache."""
+    The vector index is reopened from its file when another process (`lockgate ingest`
+    while the server runs) changed a collection. Pass `vectors` to share one vector index (and
+    its file) with the semantic cache instead."""
     from lockgate.stores.embedded.documents import SqliteDocumentStore
+    from lockgate.stores.embedded.sqlite import private_dir
     from lockgate.stores.embedded.text_index import open_text_index
+
+    private_dir(data_dir)
 
     if embedder is None:
         from lockgate.embeddings.local import MiniLMEmbedder
@@ -79,13 +105,24 @@ def embedded(
     if vectors is None:
         from lockgate.stores.embedded.vectors import EmbeddedVectorIndex
 
-        own = EmbeddedVectorIndex(data_dir / VECTORS_DB, dimensions=embedder.dimensions)
+        dimensions = embedder.dimensions
+        own = ReopeningVectors(
+            lambda: EmbeddedVectorIndex(data_dir / VECTORS_DB, dimensions=dimensions)
+        )
         vectors = own
         closers.append(own.aclose)
     documents = SqliteDocumentStore(data_dir / RAG_DB)
     text_index = open_text_index(data_dir, data_dir / RAG_DB)
     closers += [documents.close, text_index.close]
-    return assemble(documents, text_index, vectors, embedder, settings=settings, closers=closers)
+    return assemble(
+        documents,
+        text_index,
+        vectors,
+        embedder,
+        settings=settings,
+        closers=closers,
+        parser=DocumentParser(limits),
+    )
 
 
 async def aws(
@@ -93,8 +130,11 @@ async def aws(
     *,
     embedder: Embedder | None = None,
     settings: RetrievalSettings | None = None,
+    limits: IngestionPolicy | None = None,
 ) -> RagComponents:
-    """DynamoDB for documents, OpenSearch for BM25 and k-NN (SigV4 unless told otherwise).
+    """DynamoDB for documents, OpenSearch for BM25 and k-NN (SigV4 unless told otherwise);
+    documents parsed in a thread (a Lambda has no `/dev/shm` for a worker process's locks, and
+    is itself one document at a time under its own memory limit).
 
     Reads `LOCKGATE_DOCUMENTS_TABLE`, `LOCKGATE_OPENSEARCH_URL`, `LOCKGATE_OPENSEARCH_AUTH`
     (sigv4|none), `LOCKGATE_RAG_TEXT_INDEX` and `LOCKGATE_RAG_VECTOR_INDEX`."""
@@ -128,5 +168,23 @@ async def aws(
     await vectors.ensure_index()
     documents = DynamoDocumentStore(env["LOCKGATE_DOCUMENTS_TABLE"])
     return assemble(
-        documents, text_index, vectors, embedder, settings=settings, closers=[client.close]
+        documents,
+        text_index,
+        vectors,
+        embedder,
+        settings=settings,
+        closers=[client.close],
+        parser=DocumentParser(limits, isolated=False),
     )
+
+
+async def keep_repaired(ingestion: IngestionService, interval_s: float = 60.0) -> None:
+    """Repairs what crashed writers left half done, now and then every `interval_s` (a row
+    abandoned moments before a start is only recognisable as abandoned a while later)."""
+    while True:
+        try:
+            for result in await ingestion.repair():
+                log.warning("repaired %s: %s", result.source_uri, result.outcome)
+        except Exception:
+            log.exception("repairing interrupted documents failed; retrying")
+        await asyncio.sleep(interval_s)

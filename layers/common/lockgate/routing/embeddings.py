@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 
 from lockgate.api.embeddings import MAX_INPUTS, EmbeddingsRequest
-from lockgate.api.errors import bad_request, from_provider_errors, model_not_found
+from lockgate.errors import bad_request, from_provider_errors, model_not_found
 from lockgate.limits.tokens import estimate_text_tokens
 from lockgate.pipeline import RequestContext, TenantControls
 from lockgate.policy import Policy

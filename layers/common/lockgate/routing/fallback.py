@@ -16,7 +16,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
-from lockgate.chat import ChatChunk, ChatRequest, ChatResult
+from lockgate.chat import ChatChunk, ChatMessage, ChatRequest, ChatResult
+from lockgate.errors import where_it_failed
 from lockgate.policy import Policy, RetryPolicy, Target, Timeouts
 from lockgate.providers import errors
 from lockgate.providers.base import Provider
@@ -118,6 +119,7 @@ class FallbackExecutor:
         plan = self._plan(route)
         async for target, remaining in self._attempts(plan):
             provider = self._providers[target.provider]
+            started = self._clock()
             try:
                 async with asyncio.timeout(min(plan.timeouts.response_s, remaining)):
                     result = await provider.complete(request, target.model)
@@ -125,11 +127,13 @@ class FallbackExecutor:
                 self._failed(plan, target, errors.timed_out("response"))
                 continue
             except ProviderError as exc:
-                self._failed(plan, target, exc)
+                shortest = min(plan.timeouts.connect_s, plan.timeouts.response_s, remaining)
+                elapsed = self._clock() - started
+                self._failed(plan, target, errors.unless_too_soon(exc, elapsed, shortest))
                 self._raise_if_final(plan)
                 continue
             except Exception as exc:
-                log.exception("provider %s failed unexpectedly", target.provider)
+                _log_unexpected(target, exc)
                 self._failed(plan, target, errors.unexpected(exc))
                 continue
             self.cooldown.succeeded(target)
@@ -139,6 +143,16 @@ class FallbackExecutor:
     async def open_stream(self, request: ChatRequest, route: Route) -> LiveStream:
         """Returns once some target has produced its first chunk."""
         plan = self._plan(route)
+        opened = await self._open(plan, request)
+        if opened is None:
+            raise FallbackExhausted(plan.failures)
+        target, first, chunks = opened
+        continuation = self._policy.models[route.alias].stream_continuation
+        return LiveStream(self, plan, target, first, chunks, request if continuation else None)
+
+    async def _open(
+        self, plan: _Plan, request: ChatRequest
+    ) -> tuple[Target, ChatChunk, AsyncIterator[ChatChunk]] | None:
         async for target, remaining in self._attempts(plan):
             chunks = aiter(self._providers[target.provider].stream(request, target.model))
             try:
@@ -157,17 +171,43 @@ class FallbackExecutor:
                 self._raise_if_final(plan)
                 continue
             except Exception as exc:
-                log.exception("provider %s failed unexpectedly", target.provider)
+                _log_unexpected(target, exc)
                 await _close(chunks)
                 self._failed(plan, target, errors.unexpected(exc))
                 continue
-            return LiveStream(self, plan, target, first, chunks)
-        raise FallbackExhausted(plan.failures)
+            return target, first, chunks
+        return None
+
+    async def _resume(
+        self, plan: _Plan, request: ChatRequest, failed: Target, partial: str
+    ) -> tuple[Target, ChatChunk, AsyncIterator[ChatChunk]] | None:
+        """Continues a failed stream on the targets after the failed one: the conversation plus
+        the answer so far, as the assistant's turn to carry on from."""
+        later = plan.targets[plan.targets.index(failed) + 1 :]
+        if not later:
+            return None
+        rest = _Plan(later, plan.retry, plan.timeouts, plan.deadline, plan.failures, plan.attempts)
+        messages = [*request.messages, ChatMessage(role="assistant", content=partial)]
+        try:
+            opened = await self._open(rest, request.model_copy(update={"messages": messages}))
+        except FallbackExhausted:
+            opened = None
+        plan.attempts = rest.attempts
+        if opened is None:
+            return None
+        target, first, chunks = opened
+        first, chunks = await _after_seam(partial, first, chunks, plan.timeouts.between_chunks_s)
+        return target, first, chunks
 
 
 class LiveStream:
     """The committed rest of a streamed answer; iterating it ends with the final chunk or raises
-    `ProviderError`."""
+    `ProviderError`.
+
+    With `continue_with` (the alias's `stream_continuation`), a failure after the first chunk —
+    an error event, a stall, a cut — is not the end: as long as the answer is plain text, it is
+    carried on by the next target, the seam de-duplicated, and `continued_from` names the
+    target that failed."""
 
     def __init__(
         self,
@@ -176,17 +216,47 @@ class LiveStream:
         target: Target,
         first: ChatChunk,
         chunks: AsyncIterator[ChatChunk],
+        continue_with: ChatRequest | None = None,
     ) -> None:
         self.target = target
         self.attempts = plan.attempts
+        self.continued_from: Target | None = None
         self._executor = executor
         self._plan = plan
         self._first = first
         self._chunks = chunks
+        self._request = continue_with
 
     async def __aiter__(self) -> AsyncIterator[ChatChunk]:
+        text: list[str] = []
+        tools = False
+        first, chunks = self._first, self._chunks
+        while True:
+            try:
+                async for chunk in self._policed(first, chunks):
+                    text.append(chunk.text)
+                    tools = tools or bool(chunk.tool_calls)
+                    yield chunk
+                return
+            except ProviderError:
+                self._executor.cooldown.failed(self.target)
+                partial = "".join(text)
+                if self._request is None or tools or not partial:
+                    raise
+                resumed = await self._executor._resume(
+                    self._plan, self._request, self.target, partial
+                )
+                self.attempts = self._plan.attempts
+                if resumed is None:
+                    raise
+                self.continued_from = self.continued_from or self.target
+                self.target, first, chunks = resumed
+
+    async def _policed(
+        self, first: ChatChunk, chunks: AsyncIterator[ChatChunk]
+    ) -> AsyncIterator[ChatChunk]:
         gap = self._plan.timeouts.between_chunks_s
-        chunk = self._first
+        chunk = first
         try:
             while True:
                 yield chunk
@@ -196,7 +266,7 @@ class LiveStream:
                 remaining = self._plan.deadline - self._executor._clock()
                 try:
                     async with asyncio.timeout(min(gap, remaining)):
-                        chunk = await anext(self._chunks)
+                        chunk = await anext(chunks)
                 except StopAsyncIteration:
                     raise errors.stream_cut() from None
                 except TimeoutError:
@@ -205,13 +275,49 @@ class LiveStream:
                 except ProviderError:
                     raise
                 except Exception as exc:
-                    log.exception("provider %s failed unexpectedly", self.target.provider)
+                    _log_unexpected(self.target, exc)
                     raise errors.unexpected(exc) from None
-        except ProviderError:
-            self._executor.cooldown.failed(self.target)
-            raise
         finally:
-            await _close(self._chunks)
+            await _close(chunks)
+
+
+SEAM_CHARS = 2000
+"""How much of a continuation is held back to find where it overlaps the text already sent."""
+
+
+async def _after_seam(
+    partial: str, first: ChatChunk, chunks: AsyncIterator[ChatChunk], gap_s: float
+) -> tuple[ChatChunk, AsyncIterator[ChatChunk]]:
+    """The continuation without what the client already has: a model asked to carry on may
+    repeat the end of the text so far, or start the answer over. The head is buffered until it
+    is as long as the text so far (or the stream ends), and the longest prefix of it that the
+    text so far ends with is dropped."""
+    wanted = min(len(partial), SEAM_CHARS)
+    head: list[ChatChunk] = [first]
+    while sum(len(c.text) for c in head) < wanted and not head[-1].finish_reason:
+        try:
+            async with asyncio.timeout(gap_s):
+                head.append(await anext(chunks))
+        except (StopAsyncIteration, TimeoutError, ProviderError):
+            break  # what came is kept; the policed stream reports the failure next
+    buffered = "".join(c.text for c in head)
+    overlap = next(
+        (n for n in range(min(len(buffered), wanted), 0, -1) if partial.endswith(buffered[:n])),
+        0,
+    )
+    merged = ChatChunk(
+        text=buffered[overlap:],
+        tool_calls=next((c.tool_calls for c in head if c.tool_calls), None),
+        finish_reason=head[-1].finish_reason,
+        usage=head[-1].usage,
+    )
+    return merged, chunks
+
+
+def _log_unexpected(target: Target, exc: BaseException) -> None:
+    """A provider adapter let a foreign exception through: logged by where it happened, not by
+    its message, which may quote the request."""
+    log.error("provider %s failed unexpectedly: %s", target.provider, where_it_failed(exc))
 
 
 async def _close(chunks: AsyncIterator[ChatChunk]) -> None:

@@ -7,8 +7,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lockgate.api.errors import model_not_found
 from lockgate.chat import ChatRequest
+from lockgate.errors import model_not_found
 from lockgate.policy import AUTO, TIERS, Policy, Target
 from lockgate.routing.balance import LatencyTracker, weighted_order
 from lockgate.routing.classifier import Classification, classify

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from lockgate.api.errors import GatewayError
 from lockgate.chat import ChatRequest
 from lockgate.embeddings.base import Vectors
+from lockgate.errors import GatewayError
 from lockgate.policy import SafetyPolicy
 from lockgate.safety.injection import InjectionDetector, Verdict
 

@@ -5,8 +5,8 @@ The body size is refused earlier, while reading (`Settings.max_body_bytes`).
 
 from __future__ import annotations
 
-from lockgate.api.errors import GatewayError
 from lockgate.chat import ChatRequest
+from lockgate.errors import GatewayError
 from lockgate.limits.tokens import estimate_prompt_tokens
 from lockgate.policy import SafetyPolicy
 

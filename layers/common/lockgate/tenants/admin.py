@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from lockgate.api.errors import GatewayError
+from lockgate.errors import GatewayError
 from lockgate.stores.offload import offload
 from lockgate.tenants.models import Budget, RateLimits, TenantRecord
 from lockgate.tenants.service import Conflict, NotFound, TenantError, TenantService

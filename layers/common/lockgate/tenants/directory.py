@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from lockgate.api.errors import GatewayError
+from lockgate.errors import GatewayError
 from lockgate.stores.offload import offload
 from lockgate.tenants.models import ApiKeyRecord, TenantRecord
 from lockgate.tenants.ports import ApiKeyStore, TenantStore

@@ -3,7 +3,9 @@
 Key design (see `infra/components/documents.py`): partition `pk` = tenant, sort `sk` =
 `<collection>#doc#<doc_id>` for a document and `<collection>#version` for the collection's
 version. A tenant's documents and collections are one Query each, never a Scan; names are
-checked to hold no `#` before they get here (`lockgate.rag.model.check_name`).
+checked to hold no `#` before they get here (`lockgate.rag.model.check_name`). A document being
+indexed or deleted also has a marker in the partition `#unfinished` (sk =
+`<tenant>#<collection>#<doc_id>`), so what a crash left half done is one Query too.
 
 boto3 is synchronous: every call runs in a worker thread (`asyncio.to_thread`).
 """
@@ -28,6 +30,14 @@ def _doc_sk(collection: str, doc_id: str) -> str:
 
 def _version_sk(collection: str) -> str:
     return f"{collection}#version"
+
+
+UNFINISHED = "#unfinished"
+_UNFINISHED_STATES = ("indexing", "deleting")
+
+
+def _marker(tenant: str, collection: str, doc_id: str) -> dict[str, dict[str, str]]:
+    return {"pk": {"S": UNFINISHED}, "sk": {"S": f"{tenant}#{collection}#{doc_id}"}}
 
 
 class DynamoDocumentStore:
@@ -60,6 +70,11 @@ class DynamoDocumentStore:
                 continue
             item[name] = {"N": repr(value)} if name in _NUMBERS | _FLOATS else {"S": str(value)}
         await asyncio.to_thread(self._ddb.put_item, TableName=self._table, Item=item)
+        marker = _marker(record.tenant, record.collection, record.doc_id)
+        if record.status in _UNFINISHED_STATES:
+            await asyncio.to_thread(self._ddb.put_item, TableName=self._table, Item=marker)
+        else:
+            await asyncio.to_thread(self._ddb.delete_item, TableName=self._table, Key=marker)
 
     async def remove(self, tenant: str, collection: str, doc_id: str) -> None:
         await asyncio.to_thread(
@@ -67,6 +82,21 @@ class DynamoDocumentStore:
             TableName=self._table,
             Key={"pk": {"S": tenant}, "sk": {"S": _doc_sk(collection, doc_id)}},
         )
+        await asyncio.to_thread(
+            self._ddb.delete_item,
+            TableName=self._table,
+            Key=_marker(tenant, collection, doc_id),
+        )
+
+    async def list_unfinished(self) -> list[DocumentRecord]:
+        markers = await asyncio.to_thread(self._query, UNFINISHED, "")
+        records = []
+        for marker in markers:
+            tenant, collection, doc_id = marker["sk"]["S"].split("#", 2)
+            record = await self.get(tenant, collection, doc_id)
+            if record is not None and record.status in _UNFINISHED_STATES:
+                records.append(record)
+        return records
 
     async def list_documents(self, tenant: str, collection: str) -> list[DocumentRecord]:
         items = await asyncio.to_thread(self._query, tenant, f"{collection}#doc#")

@@ -110,6 +110,13 @@ class SqliteDocumentStore:
             ).fetchall()
         return sorted(str(row[0]) for row in rows)
 
+    async def list_unfinished(self) -> list[DocumentRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM rag_documents WHERE status IN ('indexing', 'deleting')"
+            ).fetchall()
+        return [_record(row) for row in rows]
+
     async def get_version(self, tenant: str, collection: str) -> str | None:
         with self._lock:
             row = self._db.execute(

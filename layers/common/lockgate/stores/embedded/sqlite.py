@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Literal
@@ -22,9 +23,29 @@ def connect(
     which for counters and usage is a fair price for not syncing the disk on every request.
     `FULL` syncs at every commit."""
     if isinstance(path, Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_file(path)
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={synchronous}")
     db.execute(f"PRAGMA busy_timeout={round(timeout * 1000)}")
+    if isinstance(path, Path):
+        for companion in ("-wal", "-shm"):
+            _private_file(path.with_name(path.name + companion), create=False)
     return db
+
+
+def private_dir(path: Path) -> None:
+    """The data directory holds key hashes, prompts, answers and documents: its owner's only
+    (created so, and tightened if an older install left it readable by others)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def _private_file(path: Path, *, create: bool = True) -> None:
+    """Created 0600 before SQLite opens it (SQLite gives its -wal and -shm files the same
+    mode), and tightened when it already exists."""
+    if create:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    if path.exists():
+        os.chmod(path, 0o600)

@@ -98,5 +98,10 @@ VARIANT = {
 
 
 @pytest.fixture(scope="session")
+def variant_context() -> dict[str, str]:
+    return dict(VARIANT)
+
+
+@pytest.fixture(scope="session")
 def variant(synth: Synth) -> Any:
     return synth(**VARIANT)

@@ -64,7 +64,9 @@ class SearchDomain(Construct):
     roles (so even an over-broad identity policy elsewhere in the account gets nothing).
 
     One data node by default (a starter deployment); indexes are created with no replicas,
-    so the one node stays green. `vpc` puts it in the VPC's private subnets."""
+    so the one node stays green. `vpc` puts it in the VPC's private subnets. Deleted with the
+    stack: everything in it is rebuilt from the documents bucket, and the semantic cache is
+    disposable, so keeping it would only keep its hourly cost."""
 
     def __init__(
         self,
@@ -76,7 +78,7 @@ class SearchDomain(Construct):
         volume_gib: int,
         vpc: ec2.IVpc | None = None,
         security_group: ec2.ISecurityGroup | None = None,
-        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.DESTROY,
     ) -> None:
         super().__init__(scope, construct_id)
         self._principals: list[iam.IRole] = []

@@ -3,9 +3,10 @@ collection's endpoint) in private subnets.
 
 Two AZs with one NAT gateway: OpenAI and Anthropic are on the internet, and a policy may route
 to them. AWS services the functions call on every request stay off the NAT: DynamoDB and S3
-through gateway endpoints (free), Bedrock and Secrets Manager through interface endpoints.
-CloudWatch Logs and X-Ray need none (the Lambda service ships both outside the function's
-network). Flow logs go to CloudWatch with a month's retention.
+through gateway endpoints (free), Bedrock and Secrets Manager through interface endpoints;
+anything else (X-Ray, Step Functions, API Gateway's management API) leaves through the NAT.
+Function logs need no route: the Lambda service ships them. Flow logs go to CloudWatch with a
+month's retention.
 """
 
 from __future__ import annotations

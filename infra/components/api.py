@@ -86,10 +86,13 @@ class GatewayApi(Construct):
             retention=logs.RetentionDays.ONE_MONTH,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
-        self.buffered = apigateway.LambdaIntegration(gateway, proxy=True)
+        # No console test-invoke permissions: they would double each function's resource policy
+        # (one statement per method), which has a 20 KB limit.
+        self.buffered = apigateway.LambdaIntegration(gateway, proxy=True, allow_test_invoke=False)
         self.streaming = apigateway.LambdaIntegration(
             orchestrate,
             proxy=True,
+            allow_test_invoke=False,
             response_transfer_mode=apigateway.ResponseTransferMode.STREAM,
             # A buffered integration is capped at 29 s; a streamed one may run 15 min.
             timeout=cdk.Duration.seconds(STREAM_TIMEOUT_SECONDS),

@@ -129,7 +129,7 @@ class SearchDomain(Construct):
             removal_policy=removal_policy,
             **placement,  # type: ignore[arg-type]
         )
-        logs.CfnResourcePolicy(
+        logs_policy = logs.CfnResourcePolicy(
             self,
             "LogsPolicy",
             policy_name=f"{cdk.Names.unique_id(self)}-opensearch-logs"[-255:],
@@ -150,6 +150,8 @@ class SearchDomain(Construct):
                 }
             ),
         )
+        # OpenSearch checks the log group's policy when the domain is created or updated.
+        self.domain.node.add_dependency(logs_policy)
 
     @property
     def environment(self) -> dict[str, str]:

@@ -120,6 +120,8 @@ def test_opensearch_domain_admits_only_the_function_roles(template: Any) -> None
     assert {"SEARCH_SLOW_LOGS", "INDEX_SLOW_LOGS", "ES_APPLICATION_LOGS"} <= set(
         props["LogPublishingOptions"]
     )
+    # The log group's resource policy exists before the domain that writes to it.
+    assert any(d.startswith("SearchLogsPolicy") for d in domain["DependsOn"])
     (statement,) = props["AccessPolicies"]["Statement"]
     principals = {p["Fn::GetAtt"][0] for p in statement["Principal"]["AWS"]}
     assert {p.rstrip("0123456789ABCDEF") for p in principals} == {f"{name}Role" for name in SERVING}

@@ -146,6 +146,8 @@ def test_other_routes_are_buffered_through_gateway(template: Any, route: tuple[s
 
 
 def test_api_gateway_may_invoke_both_functions(template: Any) -> None:
+    permissions = resources(template, "AWS::Lambda::Permission").values()
+    assert not any("test-invoke-stage" in flatten(p["Properties"]) for p in permissions)
     for handler in ("run.sh", "handler.handler"):
         template.has_resource_properties(
             "AWS::Lambda::Permission",

@@ -13,11 +13,13 @@ grants below are what that code calls, path by path:
 | exists, create | `HEAD /i`, `PUT /i` | every function, each of its indexes |
 | mapping check | `GET /i/_mapping` | every function |
 | search | `POST /i/_search` | every function |
-| index, delete docs | `POST /_bulk` | every function (the semantic cache writes) |
-| purge | `POST /i/_delete_by_query` | the cache index; RAG indexes for writers only |
+| index, delete docs | `POST /i/_bulk` | the indexes a function writes |
+| purge, replace | `POST /i/_delete_by_query` | the indexes a function writes |
 
-A managed domain cannot scope `POST /_bulk` by index in IAM (the index is in the body); the
-Serverless data access policy can, so there the serving role may write the cache index only.
+Serving functions write the semantic cache index; `orchestrate` (uploads) and `ingest` write the
+RAG indexes. Bulk requests name their index in the path, and the domain refuses an index named
+inside a bulk body (`rest.action.multi.allow_explicit_index: false`), so these per-index grants
+hold for bulk writes too. On Serverless the data access policy says the same per role and index.
 """
 
 from __future__ import annotations
@@ -126,6 +128,8 @@ class SearchDomain(Construct):
             # The log group's resource policy is written below as a plain CloudFormation
             # resource, rather than by the custom resource (a Lambda) CDK would add.
             suppress_logs_resource_policy=True,
+            # Bulk writes must name their index in the path, where IAM sees it.
+            advanced_options={"rest.action.multi.allow_explicit_index": "false"},
             removal_policy=removal_policy,
             **placement,  # type: ignore[arg-type]
         )
@@ -169,7 +173,7 @@ class SearchDomain(Construct):
             (["es:ESHttpPut"], paths("")),
             (
                 ["es:ESHttpPost"],
-                [*paths("/_search"), *paths("/_delete_by_query", of=write), f"{arn}/_bulk"],
+                [*paths("/_search"), *paths("/_bulk", "/_delete_by_query", of=write)],
             ),
         ):
             role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=resources))

@@ -1,8 +1,10 @@
 """Alarms and a dashboard for the deployed gateway, with an SNS topic as every alarm's action.
 
-Lockgate's own metrics (namespace `Lockgate`, written as EMF by the functions) are read here
-with the one dimension Powertools adds to every metric, `service=lockgate`, which is the
-aggregate series; breakdowns add `kind` (cache hits) or `status_class` (errors).
+Lockgate's own metrics (namespace `Lockgate`, EMF lines from the functions) come per `alias`,
+errors also per `status_class` and cache hits per `kind`. The dashboard sums them with SEARCH
+expressions, so every alias shows without listing it here. Alarms cannot use SEARCH: the
+fallback-rate alarm reads the all-aliases series, the EMF dimension set `[]` (no dimensions)
+beside `["alias"]`.
 
 The topic is encrypted with a key of its own: CloudWatch alarms cannot publish to a topic
 encrypted with the AWS-managed SNS key.
@@ -26,7 +28,6 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 NAMESPACE = "Lockgate"
-SERVICE = {"service": "lockgate"}
 FIVE_MINUTES = cdk.Duration.minutes(5)
 
 # Thresholds a starter deployment can live with; each alarm's description says what it means.
@@ -36,20 +37,32 @@ FALLBACK_PERCENT = 20
 FREE_STORAGE_SHARE = 0.25
 
 
-def lockgate_metric(
+def lockgate_metric(name: str) -> cloudwatch.Metric:
+    """The all-aliases series of one of Lockgate's metrics (no dimensions), summed per period."""
+    return cloudwatch.Metric(
+        namespace=NAMESPACE, metric_name=name, statistic="Sum", period=FIVE_MINUTES, label=name
+    )
+
+
+def across_aliases(
     name: str,
     *,
     statistic: str = "Sum",
-    unit_label: str | None = None,
-    dimensions: Mapping[str, str] | None = None,
-) -> cloudwatch.Metric:
-    return cloudwatch.Metric(
-        namespace=NAMESPACE,
-        metric_name=name,
-        dimensions_map={**SERVICE, **(dimensions or {})},
-        statistic=statistic,
+    where: Mapping[str, str] | None = None,
+    label: str | None = None,
+    total: bool = True,
+) -> cloudwatch.MathExpression:
+    """A SEARCH over every alias's series of a metric (dashboards only): their sum, or one line
+    per alias when `total` is false (percentiles do not add up)."""
+    dimensions = ",".join(["alias", *(where or {})])
+    filters = "".join(f' {key}="{value}"' for key, value in (where or {}).items())
+    search = f"SEARCH('{{{NAMESPACE},{dimensions}}} MetricName=\"{name}\"{filters}', "
+    search += f"'{statistic}', {int(FIVE_MINUTES.to_seconds())})"
+    return cloudwatch.MathExpression(
+        expression=f"SUM({search})" if total else search,
+        label=label or name,
         period=FIVE_MINUTES,
-        label=unit_label or name,
+        using_metrics={},
     )
 
 
@@ -181,36 +194,36 @@ class Monitoring(Construct):
         )
         fns = list(functions.values())
         self.dashboard.add_widgets(
-            graph("Requests and fallbacks", [requests, fallbacks]),
+            graph(
+                "Requests and fallbacks",
+                [across_aliases("Requests"), across_aliases("Fallbacks")],
+            ),
             graph(
                 "Errors by status class",
                 [
-                    lockgate_metric("Errors", dimensions={"status_class": c}, unit_label=c)
+                    across_aliases("Errors", where={"status_class": c}, label=c)
                     for c in ("4xx", "5xx")
                 ],
             ),
             graph(
-                "First-token latency (ms)",
-                [
-                    lockgate_metric("FirstTokenLatency", statistic=p, unit_label=p)
-                    for p in ("p50", "p90", "p99")
-                ],
+                "First-token latency p90 by alias (ms)",
+                [across_aliases("FirstTokenLatency", statistic="p90", total=False)],
             ),
         )
         self.dashboard.add_widgets(
-            graph("Tokens", [lockgate_metric("InputTokens"), lockgate_metric("OutputTokens")]),
+            graph("Tokens", [across_aliases("InputTokens"), across_aliases("OutputTokens")]),
             graph(
                 "Cost and cache savings (USD)",
-                [lockgate_metric("CostUSD"), lockgate_metric("CacheSavingsUSD")],
+                [across_aliases("CostUSD"), across_aliases("CacheSavingsUSD")],
             ),
             graph(
                 "Cache hits and limit rejections",
                 [
                     *(
-                        lockgate_metric("CacheHits", dimensions={"kind": k}, unit_label=k)
+                        across_aliases("CacheHits", where={"kind": k}, label=f"{k} hits")
                         for k in ("exact", "semantic")
                     ),
-                    lockgate_metric("LimitRejections"),
+                    across_aliases("LimitRejections"),
                 ],
             ),
         )

@@ -98,7 +98,7 @@ def suppress(stack: LockgateStack) -> None:
         )
     NagSuppressions.add_resource_suppressions_by_path(
         stack,
-        f"/{stack.stack_name}/{S3_NOTIFICATIONS_HANDLER}/Role/Resource",
+        f"/{stack.node.path}/{S3_NOTIFICATIONS_HANDLER}/Role/Resource",
         [
             NagPackSuppression(
                 id="AwsSolutions-IAM4",

@@ -122,6 +122,15 @@ class GatewayApi(Construct):
             cloud_watch_role=True,
             cloud_watch_role_removal_policy=cdk.RemovalPolicy.RETAIN,
         )
+        # API Gateway writes execution logs to this group; created here so it has a retention
+        # (left to API Gateway, it would keep them forever) and goes with the stack.
+        self.execution_logs = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"API-Gateway-Execution-Logs_{self.rest_api.rest_api_id}/{stage_name}",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
         for method, path in STREAMING_ROUTES:
             self.route(method, path, self.streaming)
         for method, path in BUFFERED_ROUTES:

@@ -56,6 +56,14 @@ def test_stage_writes_json_access_logs_to_a_log_group_kept_a_month(template: Any
     assert settings["MetricsEnabled"] is True
     assert settings["LoggingLevel"] == "ERROR" and settings["DataTraceEnabled"] is False
     assert props["TracingEnabled"] is True
+    # Execution logs go to API Gateway's own group name, made here with a retention.
+    execution = [
+        g["Properties"]
+        for g in resources(template, "AWS::Logs::LogGroup").values()
+        if "API-Gateway-Execution-Logs_" in json.dumps(g["Properties"].get("LogGroupName"))
+    ]
+    assert [g["RetentionInDays"] for g in execution] == [30]
+    assert '"/prod"' in json.dumps(execution[0]["LogGroupName"])
     # Stage logging needs the account's API Gateway role; it is set, and kept on teardown.
     ((_, account),) = resources(template, "AWS::ApiGateway::Account").items()
     assert "CloudWatchRoleArn" in account["Properties"]

@@ -23,6 +23,7 @@ if _NODE_BIN.is_dir() and str(_NODE_BIN) not in os.environ.get("PATH", "").split
     os.environ["PATH"] = f"{_NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
 import aws_cdk as cdk  # noqa: E402
+from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
 from infra.settings import Settings  # noqa: E402
 from infra.stack import LockgateStack  # noqa: E402
@@ -39,6 +40,9 @@ def cdk_json_context(repo: Path = REPO) -> dict[str, Any]:
 def build_app(context: dict[str, Any] | None = None) -> tuple[cdk.App, LockgateStack]:
     """The app and its stack, for the CLI and for tests (which pass extra context)."""
     app = cdk.App(context={**cdk_json_context(), **(context or {})})
+    # Every synth (and so every deploy) runs cdk-nag: an unsuppressed finding is an error
+    # annotation, which `cdk deploy` refuses and the tests fail on.
+    cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     settings = Settings.from_node(app.node)
     if settings.skip_bundling:
         # `-c skipBundling=true`: synthesize the template without building the layer (no pip,

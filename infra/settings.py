@@ -35,6 +35,16 @@ def _as_list(value: Any) -> tuple[str, ...]:
 
 
 QUOTA_PERIODS = ("DAY", "WEEK", "MONTH")
+SEARCH_KINDS = ("domain", "serverless")
+
+# The Bedrock models the default AWS policy (infra/policies/aws-default.yaml) serves per tier.
+# Amazon Nova needs no use-case form, so a fresh account answers after `cdk deploy`; a Claude
+# model (`anthropic.…` or a `us.`/`eu.` inference profile) can take any tier from context.
+DEFAULT_BEDROCK_MODELS = {
+    "simple": "amazon.nova-micro-v1:0",
+    "medium": "amazon.nova-lite-v1:0",
+    "complex": "amazon.nova-pro-v1:0",
+}
 
 
 def _optional_str(value: Any) -> str | None:
@@ -55,13 +65,32 @@ class Settings:
     lockgate_config: str | None = None
     # A policy YAML on this machine, shipped in a small layer; sets LOCKGATE_CONFIG to it.
     policy_file: Path | None = None
-    # Bedrock foundation-model ids the orchestrate function may invoke; empty means any.
+    # The model id serving each tier in the default AWS policy (context `bedrock<Tier>Model`).
+    bedrock_models: tuple[tuple[str, str], ...] = tuple(DEFAULT_BEDROCK_MODELS.items())
+    # More Bedrock model ids the functions may invoke (for a policyFile of your own).
     bedrock_model_ids: tuple[str, ...] = ()
+    # The OpenSearch that holds the RAG indexes and the semantic cache: a managed domain or a
+    # Serverless VECTORSEARCH collection.
+    search: str = "domain"
+    search_instance_type: str = "t3.small.search"
+    search_volume_gib: int = 10
+    # Functions and the domain (or the collection's endpoint) in a VPC of their own.
+    vpc: bool = False
+    # An existing Secrets Manager secret with the provider keys; unset: the stack makes one.
+    provider_secret_arn: str | None = None
+    # Subscribed to the alarm topic when set.
+    alarm_email: str | None = None
     throttle_rate_limit: float = 20
     throttle_burst_limit: int = 40
     quota_limit: int = 10_000
     quota_period: str = "DAY"
     skip_bundling: bool = False
+
+    @property
+    def invokable_models(self) -> tuple[str, ...]:
+        """Every Bedrock model id the functions may invoke: the tiers' and the extra ones."""
+        ids = [model for _, model in self.bedrock_models] + list(self.bedrock_model_ids)
+        return tuple(dict.fromkeys(ids))
 
     @classmethod
     def from_node(cls, node: constructs.Node, repo: Path = REPO) -> Settings:
@@ -79,6 +108,13 @@ class Settings:
                 policy_path = repo / policy_path
             if not policy_path.is_file():
                 raise ValueError(f"policyFile {policy_path} does not exist")
+        search = str(get("search", cls.search)).lower()
+        if search not in SEARCH_KINDS:
+            raise ValueError(f"search must be one of {SEARCH_KINDS}, not {search!r}")
+        models = tuple(
+            (tier, str(get(f"bedrock{tier.title()}Model", default)))
+            for tier, default in DEFAULT_BEDROCK_MODELS.items()
+        )
         quota_period = str(get("quotaPeriod", cls.quota_period)).upper()
         if quota_period not in QUOTA_PERIODS:
             raise ValueError(f"quotaPeriod must be one of {QUOTA_PERIODS}, not {quota_period!r}")
@@ -90,7 +126,14 @@ class Settings:
             log_level=str(get("logLevel", cls.log_level)).upper(),
             lockgate_config=_optional_str(node.try_get_context("lockgateConfig")),
             policy_file=policy_path,
+            bedrock_models=models,
             bedrock_model_ids=_as_list(node.try_get_context("bedrockModelIds")),
+            search=search,
+            search_instance_type=str(get("searchInstanceType", cls.search_instance_type)),
+            search_volume_gib=int(get("searchVolumeGiB", cls.search_volume_gib)),
+            vpc=_as_bool(get("vpc", False)),
+            provider_secret_arn=_optional_str(node.try_get_context("providerSecretArn")),
+            alarm_email=_optional_str(node.try_get_context("alarmEmail")),
             throttle_rate_limit=float(get("throttleRateLimit", cls.throttle_rate_limit)),
             throttle_burst_limit=int(get("throttleBurstLimit", cls.throttle_burst_limit)),
             quota_limit=int(get("quotaLimit", cls.quota_limit)),

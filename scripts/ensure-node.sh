@@ -13,7 +13,9 @@
 set -euo pipefail
 
 NODE_MAJOR="${LOCKGATE_NODE_MAJOR:-22}"
-CDK_SPEC="${LOCKGATE_CDK_CLI:-aws-cdk@2}"
+# The CLI must read the cloud assembly aws-cdk-lib writes: pinned with it (pyproject.toml's
+# aws-cdk-lib==2.275.0 is older than this CLI, so its schema is known to it).
+CDK_VERSION="${LOCKGATE_CDK_CLI_VERSION:-2.1148.1}"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$repo/.tools"
@@ -60,11 +62,15 @@ if ! node_ok; then
   log "node $("$bin/node" --version) ready"
 fi
 
-if [[ "$with_cdk" == 1 && ! -x "$bin/cdk" ]]; then
-  log "installing $CDK_SPEC into $node_home"
+cdk_ok() {
+  [[ -x "$bin/cdk" ]] && [[ "$(PATH="$bin:$PATH" "$bin/cdk" --version 2>/dev/null)" == "$CDK_VERSION"* ]]
+}
+
+if [[ "$with_cdk" == 1 ]] && ! cdk_ok; then
+  log "installing aws-cdk@$CDK_VERSION into $node_home"
   # Run npm under the private node so the CLI is installed and later run with Node 22.
   PATH="$bin:$PATH" npm install --global --prefix "$node_home" --no-fund --no-audit \
-    --loglevel=error "$CDK_SPEC" >&2
+    --loglevel=error "aws-cdk@$CDK_VERSION" >&2
 fi
 
 echo "$bin"

@@ -30,6 +30,7 @@ class ExactCacheStore(Construct):
         construct_id: str,
         *,
         blob_retention: cdk.Duration | None = None,
+        access_logs: s3.IBucket | None = None,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -58,10 +59,15 @@ class ExactCacheStore(Construct):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
+            versioned=True,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix="exact-cache/" if access_logs else None,
             lifecycle_rules=[
                 s3.LifecycleRule(
                     prefix=BLOB_PREFIX,
                     expiration=blob_retention or cdk.Duration.days(7),
+                    # Versioning keeps a replaced answer; a day is enough to undo a bad purge.
+                    noncurrent_version_expiration=cdk.Duration.days(1),
                 )
             ],
             removal_policy=removal_policy,
@@ -75,8 +81,16 @@ class ExactCacheStore(Construct):
     def grant_read_write(self, grantee: iam.IGrantable) -> None:
         """Get, conditional put, purge (index query + batch delete) and the big-answer objects."""
         self.table.grant_read_write_data(grantee)
-        self.bucket.grant_read_write(grantee, f"{BLOB_PREFIX}*")
-        self.bucket.grant_delete(grantee, f"{BLOB_PREFIX}*")
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                resources=[self.bucket.arn_for_objects(f"{BLOB_PREFIX}*")],
+            )
+        )
+        # Without ListBucket a missing object reads as 403, not the NoSuchKey the store expects.
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn])
+        )
 
     def attach(self, function: lambda_.Function) -> None:
         """Grants access and sets the environment on one function."""

@@ -1,15 +1,15 @@
 """Documents in, for RAG: the bucket, its notifications through SQS (with a dead-letter queue),
-the ingest function, the document and idempotency tables, and the OpenSearch domain that holds
-the BM25 text index and the k-NN vector index.
+the ingest function, and the document and idempotency tables.
 
 S3 → SQS → Lambda rather than S3 → Lambda: the queue absorbs a bulk upload at the function's
 pace, retries a failed record on its own (partial batch responses), and after `max_receives`
-attempts parks it in the DLQ, where an alarm shows it. The queue's visibility timeout is six
-times the function's, as AWS advises, so a slow batch is not redelivered while still running.
+attempts parks it in the DLQ, where an alarm (`infra.components.monitoring`) shows it. The
+queue's visibility timeout is six times the function's, as AWS advises, so a slow batch is not
+redelivered while still running.
 
-The k-NN plugin ships with every OpenSearch 2.x domain; the indexes turn it on themselves
-(`index.knn: true`), so the domain needs no plugin setting. Access is IAM (SigV4) from the
-functions' roles; the domain has no public access policy of its own.
+The BM25 text index and the k-NN vector index live in the stack's OpenSearch
+(`infra.components.search`); this construct names them, and the stack grants each function its
+paths there.
 """
 
 from __future__ import annotations
@@ -18,24 +18,22 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import aws_cdk as cdk
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_logs as logs
-from aws_cdk import aws_opensearchservice as opensearch
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.components.layers import ARCHITECTURE, RUNTIME
+from infra.components.functions import code_from, python_function
+from infra.components.network import Network
 
 INGEST_TIMEOUT_SECONDS = 300
 TEXT_INDEX = "lockgate-rag-text"
 VECTOR_INDEX = "lockgate-rag-vectors"
-_CODE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "README*"]
+RAG_INDEXES = (TEXT_INDEX, VECTOR_INDEX)
 
 
 class Documents(Construct):
@@ -51,9 +49,8 @@ class Documents(Construct):
         batch_size: int = 5,
         max_receives: int = 5,
         max_concurrency: int = 4,
-        instance_type: str = "t3.medium.search",
-        data_nodes: int = 1,
-        volume_gib: int = 20,
+        access_logs: s3.IBucket | None = None,
+        network: Network | None = None,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -64,6 +61,8 @@ class Documents(Construct):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             versioned=True,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix="documents/" if access_logs else None,
             removal_policy=removal_policy,
         )
         self.dead_letters = sqs.Queue(
@@ -105,42 +104,17 @@ class Documents(Construct):
             partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             time_to_live_attribute="expiration",
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
 
-        self.domain = opensearch.Domain(
+        self.function = python_function(
             self,
-            "Search",
-            version=opensearch.EngineVersion.OPENSEARCH_2_19,
-            capacity=opensearch.CapacityConfig(
-                data_node_instance_type=instance_type,
-                data_nodes=data_nodes,
-                multi_az_with_standby_enabled=False,
-            ),
-            ebs=opensearch.EbsOptions(
-                volume_size=volume_gib, volume_type=cdk.aws_ec2.EbsDeviceVolumeType.GP3
-            ),
-            encryption_at_rest=opensearch.EncryptionAtRestOptions(enabled=True),
-            node_to_node_encryption=True,
-            enforce_https=True,
-            tls_security_policy=opensearch.TLSSecurityPolicy.TLS_1_2,
-            removal_policy=removal_policy,
-        )
-
-        log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=logs.RetentionDays.ONE_MONTH,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
-        self.function = lambda_.Function(
-            self,
-            "Function",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
-            code=lambda_.Code.from_asset(str(code_dir), exclude=_CODE_EXCLUDES),
+            code=code_from(code_dir),
             handler="handler.handler",
-            layers=list(layers),
+            layers=layers,
             environment={
                 **environment,
                 **self.environment(),
@@ -150,9 +124,8 @@ class Documents(Construct):
             },
             memory_size=memory_size,
             timeout=cdk.Duration.seconds(INGEST_TIMEOUT_SECONDS),
-            tracing=lambda_.Tracing.ACTIVE,
-            log_group=log_group,
             description="Lockgate RAG ingestion (S3 events through SQS)",
+            network=network,
         )
         self.function.add_event_source(
             sources.SqsEventSource(
@@ -163,49 +136,32 @@ class Documents(Construct):
                 max_concurrency=max(2, max_concurrency),
             )
         )
-        self.bucket.grant_read(self.function)
+        # Objects, and ListBucket so a removed object reads as 404 (skipped), not 403.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects("*")]
+            )
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn])
+        )
         self.documents_table.grant_read_write_data(self.function)
         self.idempotency_table.grant_read_write_data(self.function)
-        self.domain.grant_read_write(self.function)
-        self.domain.grant_index_read_write(TEXT_INDEX, self.function)
-        self.domain.grant_index_read_write(VECTOR_INDEX, self.function)
-
-        self.dlq_alarm = cloudwatch.Alarm(
-            self,
-            "DeadLettersAlarm",
-            metric=self.dead_letters.metric_approximate_number_of_messages_visible(
-                period=cdk.Duration.minutes(5)
-            ),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description="Documents that failed ingestion repeatedly are in the DLQ",
-        )
 
     def environment(self) -> dict[str, str]:
-        """What a function needs to reach the RAG stores (`lockgate.rag.wiring.aws` reads it)."""
+        """What a function needs to reach the RAG stores (`lockgate.rag.wiring.aws` reads it),
+        beside the search endpoint the stack adds."""
         return {
             "LOCKGATE_DOCUMENTS_TABLE": self.documents_table.table_name,
-            "LOCKGATE_OPENSEARCH_URL": f"https://{self.domain.domain_endpoint}",
             "LOCKGATE_OPENSEARCH_AUTH": "sigv4",
             "LOCKGATE_RAG_TEXT_INDEX": TEXT_INDEX,
             "LOCKGATE_RAG_VECTOR_INDEX": VECTOR_INDEX,
         }
 
     def allow_retrieval(self, function: lambda_.IFunction) -> None:
-        """Lets a serving function search the indexes and read the document table (listing,
-        collection versions); writes stay with the ingest function."""
-        self.domain.grant_read(function)
-        self.domain.grant_index_read(TEXT_INDEX, function)
-        self.domain.grant_index_read(VECTOR_INDEX, function)
+        """The document table, read only (listing, collection versions)."""
         self.documents_table.grant_read_data(function)
-        function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["es:ESHttpPost"],
-                resources=[
-                    self.domain.domain_arn + f"/{TEXT_INDEX}/_search",
-                    self.domain.domain_arn + f"/{VECTOR_INDEX}/_search",
-                ],
-            )
-        )
+
+    def allow_writes(self, function: lambda_.IFunction) -> None:
+        """The document table, read and write: the upload and delete routes ingest in place."""
+        self.documents_table.grant_read_write_data(function)

@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 LWA_LAYER = ":753240598075:layer:LambdaAdapterLayerX86:"
-STREAMING = {("POST", "/v1/chat/completions"), ("POST", "/v1/messages")}
-BUFFERED = {("GET", "/v1/models"), ("GET", "/health"), ("ANY", "/{proxy+}"), ("ANY", "/")}
+STREAMING = {
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/messages"),
+    ("POST", "/v1/responses"),
+    ("POST", "/v1/embeddings"),
+    ("POST", "/v1/collections/{collection}/documents"),
+    ("DELETE", "/v1/collections/{collection}/documents/{doc_id}"),
+    ("DELETE", "/v1/collections/{collection}"),
+}
+BUFFERED = {
+    ("GET", "/v1/models"),
+    ("GET", "/health"),
+    ("ANY", "/{proxy+}"),
+    ("ANY", "/"),
+    ("ANY", "/v1/collections"),
+    ("ANY", "/v1/collections/{collection}"),
+    ("ANY", "/v1/collections/{collection}/documents"),
+    ("ANY", "/v1/collections/{collection}/documents/{doc_id}"),
+}
 
 
 def resources(template: Any, kind: str) -> dict[str, dict[str, Any]]:
@@ -130,6 +146,8 @@ def test_other_routes_are_buffered_through_gateway(template: Any, route: tuple[s
 
 
 def test_api_gateway_may_invoke_both_functions(template: Any) -> None:
+    permissions = resources(template, "AWS::Lambda::Permission").values()
+    assert not any("test-invoke-stage" in flatten(p["Properties"]) for p in permissions)
     for handler in ("run.sh", "handler.handler"):
         template.has_resource_properties(
             "AWS::Lambda::Permission",
@@ -144,10 +162,12 @@ def test_api_gateway_may_invoke_both_functions(template: Any) -> None:
 @pytest.mark.parametrize("handler", ["handler.handler", "run.sh"])
 def test_functions_run_python312_on_x86_with_the_common_layer(template: Any, handler: str) -> None:
     fn = resources(template, "AWS::Lambda::Function")[function_id(template, handler)]["Properties"]
-    (layer_id,) = resources(template, "AWS::Lambda::LayerVersion")
+    layers = resources(template, "AWS::Lambda::LayerVersion")
+    (common_id,) = [i for i in layers if i.startswith("Common")]
+    (policy_id,) = [i for i in layers if i.startswith("Policy")]
     assert fn["Runtime"] == "python3.12"
     assert fn["Architectures"] == ["x86_64"]
-    assert {"Ref": layer_id} in fn["Layers"]
+    assert {"Ref": common_id} in fn["Layers"] and {"Ref": policy_id} in fn["Layers"]
     env = fn["Environment"]["Variables"]
     assert env["LOCKGATE_DATA_DIR"].startswith("/tmp/")
     assert env["LOCKGATE_AUTH"] == "api-gateway"  # the key was checked by the usage plan
@@ -210,33 +230,26 @@ def test_outputs_give_the_url_and_the_key_id(template: Any) -> None:
     assert "execute-api" in flatten(outputs["ApiUrl"]["Value"])
 
 
-def test_context_overrides_adapter_version_policy_and_models(synth: Any, tmp_path: Path) -> None:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text("providers: {}\n")
-    template = synth(
-        lwaLayerVersion="31",
-        policyFile=str(policy),
-        bedrockModelIds="anthropic.claude-x,amazon.nova-y",
-        throttleRateLimit="5",
-    )
-    fn = resources(template, "AWS::Lambda::Function")[function_id(template, "run.sh")]
+def test_context_overrides_adapter_version_models_and_throttle(variant: Any) -> None:
+    fn = resources(variant, "AWS::Lambda::Function")[function_id(variant, "run.sh")]
     props = fn["Properties"]
     assert any(f'{LWA_LAYER}31"' in flatten(layer) for layer in props["Layers"])
-    assert (
-        props["Environment"]["Variables"]["LOCKGATE_CONFIG"] == "/opt/lockgate-config/policy.yaml"
-    )
-    assert len(resources(template, "AWS::Lambda::LayerVersion")) == 2
+    env = props["Environment"]["Variables"]
+    assert env["LOCKGATE_BEDROCK_COMPLEX_MODEL"] == "us.anthropic.claude-3-5-haiku-20241022-v1:0"
     statements = [
         statement
-        for policy_doc in resources(template, "AWS::IAM::Policy").values()
+        for policy_doc in resources(variant, "AWS::IAM::Policy").values()
         for statement in policy_doc["Properties"]["PolicyDocument"]["Statement"]
         if "bedrock:InvokeModel" in statement["Action"]
     ]
     granted = flatten([statement["Resource"] for statement in statements])
     assert "foundation-model/anthropic.claude-x" in granted
     assert "inference-profile/*.amazon.nova-y" in granted
+    # A profile id: the profile itself, and the model it routes to in any region.
+    assert "inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0" in granted
+    assert ":bedrock:*::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0" in granted
     assert "foundation-model/*" not in granted
-    template.has_resource_properties(
+    variant.has_resource_properties(
         "AWS::ApiGateway::UsagePlan", {"Throttle": {"RateLimit": 5, "BurstLimit": 40}}
     )
 
@@ -251,9 +264,13 @@ def test_serving_functions_reach_every_aws_store(template: Any, handler: str) ->
         "LOCKGATE_TENANT_TABLE",
         "LOCKGATE_QUOTA_TABLE",
         "LOCKGATE_OPENSEARCH_URL",
+        "LOCKGATE_OPENSEARCH_SERVICE",
+        "LOCKGATE_PROVIDER_SECRET_ARN",
         "LOCKGATE_DOCUMENTS_TABLE",
         "LOCKGATE_CACHE_VECTOR_INDEX",
     ):
         assert name in env, name
     actions = role_policy_actions(template, function_id(template, handler))
-    assert {"dynamodb:GetItem", "dynamodb:PutItem", "es:ESHttpPost"} <= actions
+    assert {
+        "dynamodb:GetItem", "dynamodb:PutItem", "es:ESHttpPost", "secretsmanager:GetSecretValue"
+    } <= actions  # fmt: skip

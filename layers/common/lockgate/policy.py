@@ -7,6 +7,8 @@ field, so a typo never surfaces as a runtime error on the first request.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -304,14 +306,18 @@ def _describe(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_policy(data: Any, source: str = "<policy>") -> Policy:
+def parse_policy(
+    data: Any, source: str = "<policy>", env: Mapping[str, str] | None = None
+) -> Policy:
     try:
-        return Policy.model_validate(_expand_env(data))
+        return Policy.model_validate(_expand_env(data, os.environ if env is None else env))
     except ValidationError as exc:
         raise PolicyError(f"invalid config {source}:\n{_describe(exc)}") from None
 
 
-def load_policy(path: str | os.PathLike[str]) -> Policy:
+def load_policy(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Policy:
+    """The policy in a YAML file; `${VAR}` in its strings taken from `env` (the process
+    environment by default)."""
     file = Path(path)
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
@@ -321,17 +327,21 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
         raise PolicyError(f"config {file} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise PolicyError(f"invalid config {file}: the top level must be a mapping")
-    return parse_policy(data, str(file))
+    return parse_policy(data, str(file), env)
 
 
-def _expand_env(data: Any) -> Any:
-    """Expand ${VAR} in string values so a config can name secrets without holding them."""
+_ENV_REFERENCE = re.compile(r"\$\{(\w+)\}")
+
+
+def _expand_env(data: Any, env: Mapping[str, str]) -> Any:
+    """Expand ${VAR} in string values so a config can name secrets without holding them; an
+    unset variable stays as written."""
     if isinstance(data, dict):
-        return {k: _expand_env(v) for k, v in data.items()}
+        return {k: _expand_env(v, env) for k, v in data.items()}
     if isinstance(data, list):
-        return [_expand_env(v) for v in data]
+        return [_expand_env(v, env) for v in data]
     if isinstance(data, str) and "${" in data:
-        return os.path.expandvars(data)
+        return _ENV_REFERENCE.sub(lambda m: env.get(m.group(1), m.group(0)), data)
     return data
 
 

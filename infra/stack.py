@@ -239,6 +239,8 @@ class LockgateStack(cdk.Stack):
             )
             for function in (self.gateway.function, self.orchestrate.function):
                 self.failover.allow_start(function)
+            allow_bedrock(self.failover.function, settings.invokable_models)
+            self.secret.grant_read(self.failover.function)
 
         cdk.CfnOutput(
             self,

@@ -79,6 +79,8 @@ def suppress_function_roles(roles: Iterable[IConstruct]) -> None:
 
 def suppress(stack: LockgateStack) -> None:
     functions = [stack.gateway.function, stack.orchestrate.function, stack.documents.function]
+    if stack.failover is not None:
+        functions.append(stack.failover.function)
     suppress_function_roles(f.role for f in functions if f.role is not None)
     NagSuppressions.add_resource_suppressions(functions, [RUNTIME])
 

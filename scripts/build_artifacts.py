@@ -396,12 +396,16 @@ def build_layer(
     site.mkdir(parents=True)
     _pip(pip_install_args(str(site), [LOCK], python_version), cache_dir)
     add_model_files(site, python_version, cache_dir)
+    prune(site)
+    copy_package(site)
+
+
+def copy_package(site: Path) -> None:
     shutil.copytree(
         PACKAGE_DIR,
         site / PACKAGE_DIR.name,
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
     )
-    prune(site)
 
 
 def build_runtime(target: Path, python_version: str, cache_dir: Path | None = None) -> None:
@@ -425,8 +429,19 @@ def copy_function(name: str, target: Path) -> None:
 
 def source_digest(python_version: str) -> str:
     """Everything a build depends on; an unchanged digest means the last build still holds."""
+    return _digest(python_version, [PACKAGE_DIR, FUNCTIONS_DIR, *_WHEEL_INPUTS])
+
+
+def wheels_digest(python_version: str) -> str:
+    """What the installed wheels depend on; lockgate and the handlers are copied on top."""
+    return _digest(python_version, _WHEEL_INPUTS)
+
+
+_WHEEL_INPUTS = [Path(__file__), LOCK, MODELS_LOCK, RUNTIME_LOCK]
+
+
+def _digest(python_version: str, roots: Sequence[Path]) -> str:
     digest = hashlib.sha256(python_version.encode())
-    roots = [PACKAGE_DIR, FUNCTIONS_DIR, Path(__file__), LOCK, MODELS_LOCK, RUNTIME_LOCK]
     for root in roots:
         files = [root] if root.is_file() else sorted(root.rglob("*"))
         for path in files:
@@ -464,18 +479,26 @@ def build(
     """Builds (or reuses) the layer, the runtime stand-in and the functions; returns the sizes.
 
     Reuse: when nothing the build reads has changed since the last build into `out`, that
-    build is returned as it is (the test suite and `cdk synth` share one build per run)."""
+    build is returned as it is (the test suite and `cdk synth` share one build per run); when
+    only lockgate or a handler changed, the wheels stay and those are copied again."""
     out.mkdir(parents=True, exist_ok=True)
     cache_dir = cache_dir or out.parent / "pip-cache"
-    stamp = out / ".source-digest"
-    digest = source_digest(python_version)
+    stamp, wheels_stamp = out / ".source-digest", out / ".wheels-digest"
+    digest, wheels = source_digest(python_version), wheels_digest(python_version)
     sizes_file = out / "sizes.json"
     if stamp.is_file() and stamp.read_text() == digest and sizes_file.is_file():
         sizes: dict[str, dict[str, int]] = json.loads(sizes_file.read_text())
         return sizes
     stamp.unlink(missing_ok=True)
-    build_layer(out / "layer" / "python", python_version, cache_dir)
-    build_runtime(out / "runtime", python_version, cache_dir)
+    site = out / "layer" / "python"
+    if wheels_stamp.is_file() and wheels_stamp.read_text() == wheels:
+        shutil.rmtree(site / PACKAGE_DIR.name)
+        copy_package(site)
+    else:
+        wheels_stamp.unlink(missing_ok=True)
+        build_layer(site, python_version, cache_dir)
+        build_runtime(out / "runtime", python_version, cache_dir)
+        wheels_stamp.write_text(wheels)
     for name in FUNCTIONS:
         copy_function(name, out / "functions" / name)
     sizes = function_sizes(out)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import atexit
 import importlib
 import json
+import os
 import runpy
+import signal
 import sys
 import traceback
 from typing import Any
@@ -77,12 +79,19 @@ def report_modules() -> None:
     sys.stdout.flush()
 
 
+def _report_and_exit(signum: int, frame: object) -> None:
+    report_modules()
+    os._exit(0)
+
+
 def main() -> None:
     config = json.loads(sys.argv[1])
     sys.path[:0] = config["path"]
     record_calls(config["calls"])
     atexit.register(report_modules)
     if "module" in config:
+        # uvicorn shuts down on SIGTERM, then raises it again for the handler it found.
+        signal.signal(signal.SIGTERM, _report_and_exit)
         sys.argv = [config["module"], *config["argv"]]
         runpy.run_module(config["module"], run_name="__main__", alter_sys=True)
         return

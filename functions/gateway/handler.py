@@ -18,9 +18,10 @@ client.
 from __future__ import annotations
 
 import atexit
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mangum import Mangum
+if TYPE_CHECKING:
+    from mangum import Mangum
 
 _adapter: Mangum | None = None
 
@@ -28,6 +29,7 @@ _adapter: Mangum | None = None
 def _build() -> Mangum:
     from lockgate.app import create_app
     from lockgate.tenants.auth import RequestContextGuard
+    from mangum import Mangum
     from mangum.protocols import LifespanCycle
     from mangum.types import Receive, Scope, Send
 

@@ -20,15 +20,13 @@ retries, not an init crash loop, and the import stays well under the init phase'
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import TYPE_CHECKING, Any
-
-from lockgate.rag.s3_events import ObjectEvent
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from lockgate.rag import wiring
+    from lockgate.rag.s3_events import ObjectEvent
 
 
 class RetryableIngestError(RuntimeError):
@@ -39,6 +37,8 @@ class Runtime:
     """What the handler uses, built once per execution environment on its first invocation."""
 
     def __init__(self) -> None:
+        import asyncio
+
         import boto3
         from aws_lambda_powertools import Logger, Metrics, Tracer
         from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
@@ -102,6 +102,8 @@ class Runtime:
             self.handle_object(event={"id": event.idempotency_key, **_fields(event)})
 
     def _handle_object(self, event: dict[str, Any]) -> dict[str, Any]:
+        from lockgate.rag.s3_events import ObjectEvent
+
         object_event = ObjectEvent(**{k: v for k, v in event.items() if k != "id"})
         return self.loop.run_until_complete(_apply(self, object_event))
 
@@ -190,6 +192,8 @@ def _content_type(value: str | None) -> str | None:
 
 
 def _fields(event: ObjectEvent) -> dict[str, Any]:
+    from lockgate.rag.s3_events import ObjectEvent
+
     return {name: getattr(event, name) for name in ObjectEvent.__slots__}
 
 

@@ -432,6 +432,11 @@ def source_digest(python_version: str) -> str:
     return _digest(python_version, [PACKAGE_DIR, FUNCTIONS_DIR, *_WHEEL_INPUTS])
 
 
+def layer_digest(python_version: str) -> str:
+    """What the layer holds (a change to a handler alone leaves the layer version alone)."""
+    return _digest(python_version, [PACKAGE_DIR, *_WHEEL_INPUTS])
+
+
 def wheels_digest(python_version: str) -> str:
     """What the installed wheels depend on; lockgate and the handlers are copied on top."""
     return _digest(python_version, _WHEEL_INPUTS)

@@ -61,8 +61,8 @@ def docker_command() -> list[str]:
 
 
 def asset_hash(version: str) -> str:
-    """Changes with anything the layer is built from: package, functions, locks, build script."""
-    digest: str = artifacts.source_digest(version)
+    """Changes with anything the layer is built from: the package, the locks, the build script."""
+    digest: str = artifacts.layer_digest(version)
     return digest
 
 

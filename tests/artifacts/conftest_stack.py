@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,8 +42,11 @@ def moto_stack(template: dict[str, Any]) -> Iterator[EmulatedStack]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    # moto's backends are per process, not per server: start from an empty account.
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
     try:
-        yield EmulatedStack(template, f"http://127.0.0.1:{port}").create()
+        yield EmulatedStack(template, endpoint).create()
     finally:
         server.stop()
 

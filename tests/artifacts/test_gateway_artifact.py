@@ -162,8 +162,10 @@ def test_no_import_came_from_outside_the_artifact(run: Run) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="infra (aws-infra): the gateway role may not create the RAG/cache indexes "
-    "(PUT /<index>) nor write the semantic cache (POST /_bulk)",
+    reason="infra/components (aws-infra): the gateway role may not create the RAG indexes "
+    "at start "
+    "(es:ESHttpPut /lockgate-rag-text, /lockgate-rag-vectors) nor write the semantic cache "
+    "(es:ESHttpPost /_bulk)",
 )
 def test_every_call_is_granted_to_the_functions_role(run: Run) -> None:
     function = run.stack.function("GatewayFunction")

@@ -143,8 +143,10 @@ def test_no_import_came_from_outside_the_artifact(results: dict[str, Any]) -> No
 
 @pytest.mark.xfail(
     strict=True,
-    reason="infra (aws-infra): the orchestrate role may not write the semantic cache "
-    "(POST /_bulk) nor create its indexes",
+    reason="infra/components (aws-infra): the orchestrate role may not create the RAG "
+    "indexes at start "
+    "(es:ESHttpPut /lockgate-rag-text, /lockgate-rag-vectors) nor write the semantic cache "
+    "(es:ESHttpPost /_bulk)",
 )
 def test_every_call_is_granted_to_the_functions_role(results: dict[str, Any]) -> None:
     run = results["run"]

@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE   := .tools/node/bin
 
-.PHONY: setup serve test test-fast lint format bench train-safety train-cache-verifier synth node clean
+.PHONY: setup serve test test-fast lint format bench train-safety train-cache-verifier synth node clean \
+	artifacts lock
 
 setup: $(STAMP)
 
@@ -65,6 +66,14 @@ train-cache-verifier: setup
 # Offline synth; drop `-c skipBundling=true` to also build the dependency layer (needs PyPI).
 synth: setup
 	PATH="$$(bash scripts/ensure-node.sh --with-cdk):$(CURDIR)/$(BIN):$$PATH" cdk synth -q -c skipBundling=true
+
+# Lambda layer and function code into build/artifacts/py3.12 from the hashed lock, with sizes;
+# `make lock` re-resolves requirements/lambda*.txt after a change to pyproject.toml.
+artifacts: setup
+	$(BIN)/python scripts/build_artifacts.py build
+
+lock: setup
+	$(BIN)/python scripts/build_artifacts.py lock
 
 clean:
 	rm -rf $(VENV) .tools cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -11,83 +11,132 @@ Retry policy: a backend failure (OpenSearch, DynamoDB, S3) fails the record, so 
 it; a bad document (unsupported, corrupt) is recorded `failed` in the document table and the
 record succeeds, since a retry would fail the same way. Events can arrive out of order: a create
 whose object is gone, or a removal whose key exists again, is skipped, the later event wins.
+
+Cold start: importing this module only defines; Powertools (with the X-Ray SDK), the boto3
+clients and the RAG components (OpenSearch, the embedding model) are built by the first
+invocation (`runtime()`), so a failing dependency is a failed batch with a log line that SQS
+retries, not an init crash loop, and the import stays well under the init phase's budget.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from botocore.exceptions import ClientError
-from lockgate.rag import wiring
-from lockgate.rag.errors import InvalidName
-from lockgate.rag.s3_events import NotAnObjectEvent, ObjectEvent, parse_message
-
-logger = Logger(service="lockgate-ingest")
-tracer = Tracer(service="lockgate-ingest")
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Lockgate"))
-
-processor = BatchProcessor(event_type=EventType.SQS)
-idempotency = IdempotencyConfig(
-    event_key_jmespath="id",
-    expires_after_seconds=int(os.environ.get("LOCKGATE_IDEMPOTENCY_TTL_S", str(24 * 3600))),
-)
-persistence = DynamoDBPersistenceLayer(table_name=os.environ["LOCKGATE_IDEMPOTENCY_TABLE"])
-
-_loop = asyncio.new_event_loop()
-_s3 = boto3.client("s3")
-_components: wiring.RagComponents | None = None
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from lockgate.rag import wiring
+    from lockgate.rag.s3_events import ObjectEvent
 
 
 class RetryableIngestError(RuntimeError):
     """Fails the SQS record so it is redelivered (and lands in the DLQ if it keeps failing)."""
 
 
-async def _rag() -> wiring.RagComponents:
-    global _components
-    if _components is None:
-        _components = await wiring.aws()
-    return _components
+class Runtime:
+    """What the handler uses, built once per execution environment on its first invocation."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        import boto3
+        from aws_lambda_powertools import Logger, Metrics, Tracer
+        from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+        from aws_lambda_powertools.utilities.idempotency import (
+            DynamoDBPersistenceLayer,
+            IdempotencyConfig,
+            idempotent_function,
+        )
+
+        self.logger = Logger(service="lockgate-ingest")
+        # Only the AWS SDK is traced: patching every supported library costs ~0.5 s at start.
+        self.tracer = Tracer(service="lockgate-ingest", patch_modules=("botocore",))
+        self.metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Lockgate"))
+        self.processor = BatchProcessor(event_type=EventType.SQS)
+        self.idempotency = IdempotencyConfig(
+            event_key_jmespath="id",
+            expires_after_seconds=int(os.environ.get("LOCKGATE_IDEMPOTENCY_TTL_S", str(24 * 3600))),
+        )
+        persistence = DynamoDBPersistenceLayer(table_name=os.environ["LOCKGATE_IDEMPOTENCY_TABLE"])
+        self.loop = asyncio.new_event_loop()
+        self.s3 = boto3.client("s3")
+        self.components: wiring.RagComponents | None = None
+        self.handle_object = idempotent_function(
+            data_keyword_argument="event", config=self.idempotency, persistence_store=persistence
+        )(self._handle_object)
+        self.entry = self.logger.inject_lambda_context(
+            self.tracer.capture_lambda_handler(self.metrics.log_metrics(self._handle))
+        )
+
+    async def rag(self) -> wiring.RagComponents:
+        if self.components is None:
+            from lockgate.rag import wiring
+
+            self.components = await wiring.aws()
+        return self.components
+
+    def _handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        from aws_lambda_powertools.utilities.batch import process_partial_response
+
+        self.idempotency.register_lambda_context(context)
+        return process_partial_response(
+            event=event,
+            record_handler=self.record_handler,
+            processor=self.processor,
+            context=context,
+        )
+
+    def record_handler(self, record: SQSRecord) -> None:
+        from aws_lambda_powertools.metrics import MetricUnit
+        from lockgate.rag.errors import InvalidName
+        from lockgate.rag.s3_events import NotAnObjectEvent, parse_message
+
+        try:
+            events = parse_message(record.body)
+        except (NotAnObjectEvent, InvalidName) as exc:
+            # Redelivery cannot fix a malformed message or a key outside the layout.
+            self.logger.warning("message skipped", extra={"reason": str(exc)})
+            self.metrics.add_metric(name="Ingest_skipped", unit=MetricUnit.Count, value=1)
+            return
+        for event in events:
+            self.handle_object(event={"id": event.idempotency_key, **_fields(event)})
+
+    def _handle_object(self, event: dict[str, Any]) -> dict[str, Any]:
+        from lockgate.rag.s3_events import ObjectEvent
+
+        object_event = ObjectEvent(**{k: v for k, v in event.items() if k != "id"})
+        return self.loop.run_until_complete(_apply(self, object_event))
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime()
+    return _runtime
 
 
 def components() -> wiring.RagComponents:
     """The service and its adapters, built once per execution environment."""
-    return _loop.run_until_complete(_rag())
+    rt = runtime()
+    return rt.loop.run_until_complete(rt.rag())
 
 
-@idempotent_function(
-    data_keyword_argument="event", config=idempotency, persistence_store=persistence
-)
-def handle_object(event: dict[str, Any]) -> dict[str, Any]:
-    object_event = ObjectEvent(**{k: v for k, v in event.items() if k != "id"})
-    return _loop.run_until_complete(_apply(object_event))
+async def _apply(rt: Runtime, event: ObjectEvent) -> dict[str, Any]:
+    from aws_lambda_powertools.metrics import MetricUnit
+    from botocore.exceptions import ClientError
 
-
-async def _apply(event: ObjectEvent) -> dict[str, Any]:
-    rag = await _rag()
+    logger, rag = rt.logger, await rt.rag()
     if event.kind == "removed":
-        if _exists(event):
+        if _exists(rt, event):
             logger.info("object exists again; removal skipped", extra={"key": event.key})
             return {"outcome": "skipped"}
         result = await rag.ingestion.delete(event.tenant, event.collection, event.source_uri)
     else:
         try:
-            response = _s3.get_object(Bucket=event.bucket, Key=event.key)
+            response = rt.s3.get_object(Bucket=event.bucket, Key=event.key)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 logger.info("object gone; creation skipped", extra={"key": event.key})
@@ -114,15 +163,17 @@ async def _apply(event: ObjectEvent) -> dict[str, Any]:
             "seconds": round(result.seconds, 3),
         },
     )
-    metrics.add_metric(name=f"Ingest_{result.outcome}", unit=MetricUnit.Count, value=1)
+    rt.metrics.add_metric(name=f"Ingest_{result.outcome}", unit=MetricUnit.Count, value=1)
     if result.outcome == "failed" and result.retryable:
         raise RetryableIngestError(result.error or "ingestion failed")
     return {"outcome": result.outcome, "chunks": result.chunks}
 
 
-def _exists(event: ObjectEvent) -> bool:
+def _exists(rt: Runtime, event: ObjectEvent) -> bool:
+    from botocore.exceptions import ClientError
+
     try:
-        _s3.head_object(Bucket=event.bucket, Key=event.key)
+        rt.s3.head_object(Bucket=event.bucket, Key=event.key)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             return False
@@ -140,27 +191,12 @@ def _content_type(value: str | None) -> str | None:
     return value
 
 
-def record_handler(record: SQSRecord) -> None:
-    try:
-        events = parse_message(record.body)
-    except (NotAnObjectEvent, InvalidName) as exc:
-        # Redelivery cannot fix a malformed message or a key outside the layout.
-        logger.warning("message skipped", extra={"reason": str(exc)})
-        metrics.add_metric(name="Ingest_skipped", unit=MetricUnit.Count, value=1)
-        return
-    for event in events:
-        handle_object(event={"id": event.idempotency_key, **_fields(event)})
-
-
 def _fields(event: ObjectEvent) -> dict[str, Any]:
+    from lockgate.rag.s3_events import ObjectEvent
+
     return {name: getattr(event, name) for name in ObjectEvent.__slots__}
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    idempotency.register_lambda_context(context)
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    entry: dict[str, Any] = runtime().entry(event, context)
+    return entry

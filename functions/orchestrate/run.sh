@@ -14,7 +14,7 @@ export PYTHONPATH
 
 python_bin="$(command -v python || command -v python3)"
 exec "$python_bin" -m uvicorn \
-  --factory lockgate.app:create_app \
+  --factory orchestrate_app:create_app \
   --host 127.0.0.1 \
   --port "$port" \
   --log-level "$log_level" \

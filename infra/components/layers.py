@@ -1,8 +1,10 @@
 """The Lambda layers every Lockgate function shares.
 
-`CommonLayer` is the core package plus its runtime dependencies: the functions themselves stay a
-few kilobytes of entry point, so a code change to a handler deploys in seconds and the package is
-identical in both functions. `PolicyLayer` ships a routing policy file chosen at deploy time.
+`CommonLayer` is the core package plus its runtime dependencies and the embedding model files,
+built by `scripts/build_artifacts.py` from `requirements/lambda.txt`: the functions themselves
+stay a few kilobytes of entry point, so a code change to a handler deploys in seconds and the
+package is identical in every function. `PolicyLayer` ships a routing policy file chosen at
+deploy time.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.components.bundling import PipLayerBundler, docker_command
+from infra.components.bundling import PipLayerBundler, asset_hash, docker_command, python_version
 
+# python3.12 runs on Amazon Linux 2023 (glibc 2.34), which the locked manylinux_2_28 wheels
+# (onnxruntime has no others) need; python3.11's Amazon Linux 2 (glibc 2.26) could not load them.
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.X86_64
 
@@ -28,7 +32,7 @@ POLICY_PATH = "/opt/lockgate-config/policy.yaml"
 
 
 class CommonLayer(Construct):
-    """`layers/common` as a Python layer: `/opt/python/lockgate` plus its wheels."""
+    """`layers/common` as a Python layer: `/opt/python/lockgate` plus its wheels and models."""
 
     def __init__(
         self,
@@ -40,13 +44,19 @@ class CommonLayer(Construct):
         requirements: Sequence[str],
     ) -> None:
         super().__init__(scope, construct_id)
-        bundler = PipLayerBundler(package_dir=source_dir / package, requirements=requirements)
+        version = python_version(RUNTIME.name)
+        # `requirements` is what the stack expects in the layer; the bundler refuses a lock
+        # resolved from anything else.
+        bundler = PipLayerBundler(python=version, requirements=requirements)
         code = lambda_.Code.from_asset(
             str(source_dir),
             exclude=["**/__pycache__", "**/*.pyc"],
+            # What the layer is built from, not only layers/common: a new lock is a new layer.
+            asset_hash=asset_hash(version),
+            asset_hash_type=cdk.AssetHashType.CUSTOM,
             bundling=cdk.BundlingOptions(
                 image=RUNTIME.bundling_image,
-                command=docker_command(package, requirements),
+                command=docker_command(),
                 # jsii calls back with the options as one positional struct, not as the
                 # keyword arguments of the generated protocol.
                 local=cast(cdk.ILocalBundling, bundler),

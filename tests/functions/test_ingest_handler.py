@@ -127,8 +127,9 @@ def env(
         aws = Aws(stub)
         module = entry_loader("functions/ingest/handler.py", "lockgate_ingest_handler")
         yield module, aws
-        if module._components is not None:
-            module._loop.run_until_complete(module._components.aclose())
+        rt = module._runtime
+        if rt is not None and rt.components is not None:
+            rt.loop.run_until_complete(rt.components.aclose())
 
 
 def run(module: ModuleType, aws: Aws) -> tuple[dict[str, Any], dict[str, Any]]:

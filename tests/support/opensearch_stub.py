@@ -6,6 +6,10 @@ malformed requests with OpenSearch-style 400 errors; well-formed ones are execut
 numpy search and the k-NN plugin's documented score formulas, so tests see real behaviour, not
 canned answers. Every request is recorded (`stub.requests`) for shape assertions.
 
+With `authorize` set (a function of method and path, e.g. a role's `es:ESHttp*` grants), a
+request it refuses is recorded in `stub.denied` and answered 403 as OpenSearch Service answers
+an unauthorized role (or let through when `enforce` is False, to list every gap in one run).
+
 Emulates an OpenSearch 2.19 cluster (faiss HNSW supports l2, innerproduct, cosinesimil); pass
 `version="2.11.0"` to get the older rule that faiss rejects cosinesimil. `serverless=True`
 emulates an OpenSearch Serverless vector collection as AWS documents it: no `refresh`
@@ -20,7 +24,7 @@ import json
 import math
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +75,9 @@ class OpenSearchStub:
         self.serverless = serverless
         self.indices: dict[str, StubIndex] = {}
         self.requests: list[Recorded] = []
+        self.authorize: Callable[[str, str], bool] | None = None
+        self.enforce = True
+        self.denied: list[Recorded] = []
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._errors], client_max_size=64 * 1024 * 1024)
@@ -102,7 +109,15 @@ class OpenSearchStub:
                 body = json.loads(body)
             except ValueError:
                 return _error(BadRequest("parse_exception", "request body is not valid JSON"))
-        self.requests.append(Recorded(request.method, request.path, dict(request.query), body))
+        recorded = Recorded(request.method, request.path, dict(request.query), body)
+        self.requests.append(recorded)
+        if self.authorize is not None and not self.authorize(request.method, request.path):
+            self.denied.append(recorded)
+            if self.enforce:
+                return web.json_response(
+                    {"message": f"no permissions for [{request.method} {request.path}]"},
+                    status=403,
+                )
         request[BODY] = body
         try:
             refresh = request.query.get("refresh")

@@ -54,6 +54,8 @@ class AttemptInput(BaseModel):
     max_retry_after_s: float = Field(ge=0)
 
 
+# The composition root imports every adapter module the gateway may use (stores, embeddings,
+# RAG); this function needs only providers, so it is imported at the first call, not at import.
 @functools.cache
 def _policy() -> Policy:
     from lockgate.bootstrap import policy_for

@@ -64,11 +64,16 @@ def _policy() -> Policy:
     return policy_for(Settings.from_env())
 
 
-@functools.cache
-def _provider(name: str) -> Provider:
-    from lockgate.bootstrap import build_provider
+_providers: dict[str, Provider] = {}
+"""Built at first use and kept for the container's life, with their connections."""
 
-    return build_provider(_policy(), name)
+
+def _provider(name: str) -> Provider:
+    if name not in _providers:
+        from lockgate.bootstrap import build_provider
+
+        _providers[name] = build_provider(_policy(), name)
+    return _providers[name]
 
 
 async def _call(task: AttemptInput) -> ChatResult:

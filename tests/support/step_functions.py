@@ -74,6 +74,14 @@ def _zip(source: Path) -> bytes:
     return buffer.getvalue()
 
 
+def close_container(module: types.ModuleType) -> None:
+    """What a Lambda container's end would release: the attempt handler's provider clients
+    and its event loop."""
+    for provider in module._providers.values():
+        module._loop.run_until_complete(provider.aclose())
+    module._loop.close()
+
+
 class _Functions:
     """Handler modules loaded from each deployed zip, once per function (a warm container)."""
 
@@ -81,6 +89,7 @@ class _Functions:
         self._root = root
         self._deployment = deployment
         self._handlers: dict[str, Any] = {}
+        self.modules: list[types.ModuleType] = []
 
     def handler(self, fn: LambdaFunction) -> Any:
         if fn.function_arn not in self._handlers:
@@ -95,6 +104,7 @@ class _Functions:
             sys.modules[unique] = module
             with _environ(fn.environment_vars):
                 spec.loader.exec_module(module)
+            self.modules.append(module)
             self._handlers[fn.function_arn] = getattr(module, attr)
         return self._handlers[fn.function_arn]
 
@@ -220,4 +230,8 @@ def deployed(
         monkeypatch.setattr(
             retrier_decl, "time", types.SimpleNamespace(sleep=deployment.waits.append)
         )
-        yield deployment
+        try:
+            yield deployment
+        finally:
+            for module in functions.modules:
+                close_container(module)

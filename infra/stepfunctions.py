@@ -75,7 +75,7 @@ def compile_policy(policy: Policy, function_arn: str = ATTEMPT_FUNCTION_ARN) -> 
             ],
             "Default": UNKNOWN_ALIAS_STATE,
         },
-        ANSWERED_STATE: {"Type": "Succeed", "OutputPath": "$.run"},
+        ANSWERED_STATE: {"Type": "Pass", "OutputPath": "$.run", "End": True},
         CLIENT_ERROR_STATE: {
             "Type": "Fail",
             "Error": remote.CLIENT_ERROR,

@@ -165,3 +165,17 @@ def test_cdk_nag_finds_nothing_unsuppressed_in_the_failover(load_infra: Any) -> 
     ]
     assert {rule["id"] for rule in suppressed} == {"AwsSolutions-IAM5", "AwsSolutions-L1"}
     assert all(len(rule["reason"]) > 20 for rule in suppressed)
+
+
+def test_cfn_lint_accepts_the_failover_resources_and_their_definition(
+    failover_template: Any,
+) -> None:
+    """cfn-lint validates the state machine definition against the ASL schema (E3601) too."""
+    api = pytest.importorskip("cfnlint.api")
+    matches = api.lint_all(json.dumps(failover_template.to_json()))
+    mine = [
+        str(m)
+        for m in matches
+        if m.rule.id.startswith("E") and any(str(p).startswith("Failover") for p in m.path)
+    ]
+    assert mine == []

@@ -69,9 +69,12 @@ def compile_policy(policy: Policy, function_arn: str = ATTEMPT_FUNCTION_ARN) -> 
         "Alias": {
             "Type": "Choice",
             "Choices": [
-                {"Variable": "$.alias", "StringEquals": name, "Next": _state_name(name, 0, t)}
+                {
+                    "Variable": "$.alias",
+                    "StringEquals": name,
+                    "Next": _state_name(name, 0, policy.models[name].targets[0]),
+                }
                 for name in aliases
-                for t in [policy.models[name].targets[0]]
             ],
             "Default": UNKNOWN_ALIAS_STATE,
         },
@@ -170,7 +173,6 @@ def _alias_tasks(policy: Policy, alias: str, function_arn: str) -> list[tuple[st
                     "TimeoutSeconds": math.ceil(timeouts.response_s) + TASK_MARGIN_SECONDS,
                     "ResultSelector": {
                         "target.$": "$.Payload.target",
-                        "index": i,
                         "attempt.$": "$.Payload.attempt",
                         "result.$": "$.Payload.result",
                     },

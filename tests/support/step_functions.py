@@ -12,7 +12,9 @@ What is filled in here, each at the narrowest point:
   in this process, under the function's environment variables. A raised exception becomes the
   payload Lambda's Python runtime sends (`errorType` = the class name, `errorMessage`,
   `stackTrace`) — its shape is known by reading AWS's documentation, not by emulation; moto then
-  flags it with `X-Amz-Function-Error` and its interpreter takes `errorType` as the error name.
+  flags it with `X-Amz-Function-Error` (`Handled`, where Lambda says `Unhandled`; Step Functions
+  treats both alike) and its interpreter takes `errorType` as the error name. The handler module
+  is loaded once per function and kept, as a warm container keeps it.
 - `StartSyncExecution`, which moto does not implement: the execution is started through moto's
   own backend and awaited, and its outcome is returned in StartSyncExecution's shape.
   (`AWS_DISABLE_HOST_PREFIX_INJECTION` keeps boto3 from sending it to `sync-states.*`.)

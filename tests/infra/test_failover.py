@@ -73,7 +73,7 @@ def test_state_machine_is_express_logged_and_traced(failover_template: Any) -> N
     assert [c["StringEquals"] for c in definition["States"]["Alias"]["Choices"]] == ["durable"]
     task = definition["States"]["durable #1 openai/gpt-4o-mini"]
     assert task["Parameters"]["FunctionName"] == "${AttemptFunctionArn}"
-    assert task["TimeoutSeconds"] == 60
+    assert task["TimeoutSeconds"] == 50 + 10 + 10
     attempt_id, _ = _attempt_function(failover_template)
     assert machine["DefinitionSubstitutions"] == {
         "AttemptFunctionArn": {"Fn::GetAtt": [attempt_id, "Arn"]}
@@ -91,7 +91,7 @@ def test_attempt_function_has_the_shared_layers_and_the_policy_timeout(
     )
     assert attempt["Layers"] == gateway["Layers"]
     assert attempt["Environment"]["Variables"]["LOCKGATE_CONFIG"]
-    assert attempt["Timeout"] == 60
+    assert attempt["Timeout"] == 50 + 10 + 10
     assert attempt["TracingConfig"] == {"Mode": "Active"}
 
 

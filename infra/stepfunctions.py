@@ -37,7 +37,7 @@ ATTEMPT_FUNCTION_ARN = "${AttemptFunctionArn}"
 """Placeholder for the attempt function's ARN (CDK `definition_substitutions`)."""
 EXPRESS_MAX_SECONDS = 300
 TASK_MARGIN_SECONDS = 10
-"""Beyond `response_s`, for a cold start, before Step Functions gives up on the Lambda call."""
+"""Beyond a try's own time, for a cold start, before Step Functions gives up on the Lambda call."""
 STATE_NAME_MAX = 80
 BACKOFF_RATE = 2.0
 """`FallbackExecutor` doubles its backoff ceiling per retry."""
@@ -69,13 +69,16 @@ def compile_policy(policy: Policy, function_arn: str = ATTEMPT_FUNCTION_ARN) -> 
         "Alias": {
             "Type": "Choice",
             "Choices": [
-                {"Variable": "$.alias", "StringEquals": name, "Next": _state_name(name, 0, t)}
+                {
+                    "Variable": "$.alias",
+                    "StringEquals": name,
+                    "Next": _state_name(name, 0, policy.models[name].targets[0]),
+                }
                 for name in aliases
-                for t in [policy.models[name].targets[0]]
             ],
             "Default": UNKNOWN_ALIAS_STATE,
         },
-        ANSWERED_STATE: {"Type": "Succeed", "OutputPath": "$.run"},
+        ANSWERED_STATE: {"Type": "Pass", "OutputPath": "$.run", "End": True},
         CLIENT_ERROR_STATE: {
             "Type": "Fail",
             "Error": remote.CLIENT_ERROR,
@@ -112,8 +115,13 @@ def compile_json(policy: Policy, function_arn: str = ATTEMPT_FUNCTION_ARN) -> st
 
 def attempt_timeout_seconds(policy: Policy) -> int:
     """The attempt function's timeout: its longest attempt plus the margin."""
-    longest = max(policy.timeouts_for(name).response_s for name in remote_aliases(policy))
-    return min(900, math.ceil(longest) + TASK_MARGIN_SECONDS)
+    return min(900, max(_task_seconds(policy, name) for name in remote_aliases(policy)))
+
+
+def _task_seconds(policy: Policy, alias: str) -> int:
+    """How long one try may take: the call, then the upstream's Retry-After waited out."""
+    wait = policy.timeouts_for(alias).response_s + policy.retry_for(alias).max_retry_after_s
+    return math.ceil(wait) + TASK_MARGIN_SECONDS
 
 
 def _state_name(alias: str, index: int, target: Target) -> str:
@@ -167,10 +175,9 @@ def _alias_tasks(policy: Policy, alias: str, function_arn: str) -> list[tuple[st
                             "max_retry_after_s": retry.max_retry_after_s,
                         },
                     },
-                    "TimeoutSeconds": math.ceil(timeouts.response_s) + TASK_MARGIN_SECONDS,
+                    "TimeoutSeconds": _task_seconds(policy, alias),
                     "ResultSelector": {
                         "target.$": "$.Payload.target",
-                        "index": i,
                         "attempt.$": "$.Payload.attempt",
                         "result.$": "$.Payload.result",
                     },

@@ -60,6 +60,8 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
+# The composition root imports every adapter module the gateway may use (stores, embeddings,
+# RAG); this function needs only providers, so it is imported at the first call, not at import.
 @functools.cache
 def _policy() -> Policy:
     from lockgate.bootstrap import policy_for
@@ -67,11 +69,16 @@ def _policy() -> Policy:
     return policy_for(_settings())
 
 
-@functools.cache
-def _provider(name: str) -> Provider:
-    from lockgate.bootstrap import build_provider
+_providers: dict[str, Provider] = {}
+"""Built at first use and kept for the container's life, with their connections."""
 
-    return build_provider(_policy(), name, _settings())
+
+def _provider(name: str) -> Provider:
+    if name not in _providers:
+        from lockgate.bootstrap import build_provider
+
+        _providers[name] = build_provider(_policy(), name, _settings())
+    return _providers[name]
 
 
 async def _call(task: AttemptInput) -> ChatResult:

@@ -42,12 +42,7 @@ class Failover(Construct):
         memory_size: int = 512,
     ) -> None:
         super().__init__(scope, construct_id)
-        attempt_logs = logs.LogGroup(
-            self,
-            "AttemptLogs",
-            retention=logs.RetentionDays.ONE_MONTH,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
+        attempt_logs = _log_group(self, "AttemptLogs")
         # Its own role rather than the managed basic-execution policy: it writes only its logs.
         attempt_role = iam.Role(
             self, "AttemptRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com")
@@ -91,12 +86,7 @@ class Failover(Construct):
                 actions=["lambda:InvokeFunction"], resources=[self.function.function_arn]
             )
         )
-        self.log_group = logs.LogGroup(
-            self,
-            "RunLogs",
-            retention=logs.RetentionDays.ONE_MONTH,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
+        self.log_group = _log_group(self, "RunLogs")
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
@@ -117,12 +107,20 @@ class Failover(Construct):
             ["Resource::*"],
         )
 
-    def allow_start(self, function: lambda_.IFunction) -> None:
+    def allow_start(self, function: lambda_.Function) -> None:
         """Lets a serving function run buffered requests on the state machine, and tells it
         where it is."""
         self.state_machine.grant(function, "states:StartSyncExecution")
-        if isinstance(function, lambda_.Function):
-            function.add_environment(STATE_MACHINE_ARN_ENV, self.state_machine.state_machine_arn)
+        function.add_environment(STATE_MACHINE_ARN_ENV, self.state_machine.state_machine_arn)
+
+
+def _log_group(scope: Construct, construct_id: str) -> logs.LogGroup:
+    return logs.LogGroup(
+        scope,
+        construct_id,
+        retention=logs.RetentionDays.ONE_MONTH,
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+    )
 
 
 def _suppress(

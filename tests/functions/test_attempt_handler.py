@@ -18,6 +18,7 @@ import yaml
 from lockgate.routing import remote
 
 from tests.support.servers import mock_policy
+from tests.support.step_functions import close_container
 
 CONTEXT = types.SimpleNamespace(
     function_name="lockgate-attempt",
@@ -41,9 +42,7 @@ def attempt(
     monkeypatch.setenv("LOCKGATE_CONFIG", str(config))
     module = entry_loader("functions/orchestrate/attempt.py", f"attempt_{tmp_path.name}")
     yield module
-    if module._provider.cache_info().currsize:
-        module._loop.run_until_complete(module._provider("mock").aclose())
-    module._loop.close()
+    close_container(module)
 
 
 def task(model: str, *, attempt: int = 0, attempts: int = 2, **extra: Any) -> dict[str, Any]:

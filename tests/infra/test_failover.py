@@ -73,7 +73,7 @@ def test_state_machine_is_express_logged_and_traced(failover_template: Any) -> N
     assert [c["StringEquals"] for c in definition["States"]["Alias"]["Choices"]] == ["durable"]
     task = definition["States"]["durable #1 openai/gpt-4o-mini"]
     assert task["Parameters"]["FunctionName"] == "${AttemptFunctionArn}"
-    assert task["TimeoutSeconds"] == 60
+    assert task["TimeoutSeconds"] == 50 + 10 + 10
     attempt_id, _ = _attempt_function(failover_template)
     assert machine["DefinitionSubstitutions"] == {
         "AttemptFunctionArn": {"Fn::GetAtt": [attempt_id, "Arn"]}
@@ -91,7 +91,7 @@ def test_attempt_function_has_the_shared_layers_and_the_policy_timeout(
     )
     assert attempt["Layers"] == gateway["Layers"]
     assert attempt["Environment"]["Variables"]["LOCKGATE_CONFIG"]
-    assert attempt["Timeout"] == 60
+    assert attempt["Timeout"] == 50 + 10 + 10
     assert attempt["TracingConfig"] == {"Mode": "Active"}
 
 
@@ -165,3 +165,17 @@ def test_cdk_nag_finds_nothing_unsuppressed_in_the_failover(load_infra: Any) -> 
     ]
     assert {rule["id"] for rule in suppressed} == {"AwsSolutions-IAM5", "AwsSolutions-L1"}
     assert all(len(rule["reason"]) > 20 for rule in suppressed)
+
+
+def test_cfn_lint_accepts_the_failover_resources_and_their_definition(
+    failover_template: Any,
+) -> None:
+    """cfn-lint validates the state machine definition against the ASL schema (E3601) too."""
+    api = pytest.importorskip("cfnlint.api")
+    matches = api.lint_all(json.dumps(failover_template.to_json()))
+    mine = [
+        str(m)
+        for m in matches
+        if m.rule.id.startswith("E") and any(str(p).startswith("Failover") for p in m.path)
+    ]
+    assert mine == []

@@ -52,7 +52,7 @@ def test_each_target_retries_by_the_policy_then_catches_to_the_next() -> None:
     ]
     assert second["Catch"][1]["Next"] == ALL_FAILED_STATE
     assert first["Parameters"]["Payload"]["target"] == {"provider": "a", "model": "m1"}
-    assert first["TimeoutSeconds"] == 40
+    assert first["TimeoutSeconds"] == 30 + 10 + 10  # response_s, max_retry_after_s, margin
 
 
 def test_only_step_functions_aliases_are_compiled() -> None:
@@ -71,7 +71,7 @@ def test_a_single_try_has_no_upstream_retry_and_timeouts_are_capped_for_express(
     task = definition["States"]["once #1 a/m1"]
     assert all(remote.RETRYABLE not in r["ErrorEquals"] for r in task["Retry"])
     assert definition["TimeoutSeconds"] == 300
-    assert attempt_timeout_seconds(policy) == 130
+    assert attempt_timeout_seconds(policy) == 120 + 10 + 10
 
 
 def test_no_step_functions_alias_is_refused() -> None:

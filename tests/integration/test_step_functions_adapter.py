@@ -65,7 +65,6 @@ def test_the_run_gets_the_alias_and_the_request(
     output = {
         "answer": {
             "target": "a/m",
-            "index": 0,
             "attempt": 1,
             "result": {"text": "hi", "finish_reason": "stop", "usage": {"prompt_tokens": 3}},
         }

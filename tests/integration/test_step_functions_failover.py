@@ -18,6 +18,7 @@ from the exception's class name) and that Step Functions takes `errorType` as th
 from __future__ import annotations
 
 import asyncio
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,6 +32,7 @@ from lockgate.routing import remote
 from lockgate.routing.fallback import FallbackExecutor, FallbackExhausted
 from lockgate.routing.router import Router
 from lockgate.stores.aws.step_functions import StepFunctionsExecutor
+from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy_decl
 
 from infra.stepfunctions import BACKOFF_RATE
 from tests.support.servers import mock_policy
@@ -74,6 +76,11 @@ def _policy(upstream: str) -> dict[str, Any]:
     models = {
         name: {"targets": targets, "executor": "step_functions"}
         for name, targets in SCENARIOS.items()
+    }
+    models["backoff"] = {
+        "targets": ["mock/a+status=503"],
+        "executor": "step_functions",
+        "retry": {"attempts": 4, "backoff_initial_s": 1, "backoff_max_s": 3},
     }
     return mock_policy(upstream, models, timeouts=TIMEOUTS, retry=RETRY)
 
@@ -189,3 +196,22 @@ def test_attempts_carry_retry_count_and_policy_limits(
     assert seen == [("bad+status=503", 0), ("bad+status=503", 1), ("good", 0)]
     first = deployment.invocations[0]
     assert (first["attempts"], first["timeout_s"], first["max_retry_after_s"]) == (2, 0.5, 5)
+
+
+def test_backoff_doubles_up_to_its_cap_before_the_jitter(
+    policy: dict[str, Any], deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the jitter pinned to its upper bound, the intervals moto's interpreter computes from
+    the definition are the in-process executor's ceilings: 1 s, 2 s, then 4 s capped at 3 s."""
+    drawn: list[tuple[float, float]] = []
+
+    def top(low: float, high: float) -> float:
+        drawn.append((low, high))
+        return high
+
+    monkeypatch.setattr(jitter_strategy_decl, "random", types.SimpleNamespace(uniform=top))
+    executor = StepFunctionsExecutor(deployment.state_machine_arn, deployment.client())
+    outcome = _outcome(executor, "backoff", parse_policy(policy))
+    assert outcome["status"] == 503 and "4 attempt(s)" in outcome["message"]
+    assert deployment.waits == [1, 2, 3]
+    assert drawn == [(0, 1), (0, 2), (0, 3)]

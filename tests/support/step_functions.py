@@ -12,7 +12,9 @@ What is filled in here, each at the narrowest point:
   in this process, under the function's environment variables. A raised exception becomes the
   payload Lambda's Python runtime sends (`errorType` = the class name, `errorMessage`,
   `stackTrace`) — its shape is known by reading AWS's documentation, not by emulation; moto then
-  flags it with `X-Amz-Function-Error` and its interpreter takes `errorType` as the error name.
+  flags it with `X-Amz-Function-Error` (`Handled`, where Lambda says `Unhandled`; Step Functions
+  treats both alike) and its interpreter takes `errorType` as the error name. The handler module
+  is loaded once per function and kept, as a warm container keeps it.
 - `StartSyncExecution`, which moto does not implement: the execution is started through moto's
   own backend and awaited, and its outcome is returned in StartSyncExecution's shape.
   (`AWS_DISABLE_HOST_PREFIX_INJECTION` keeps boto3 from sending it to `sync-states.*`.)
@@ -74,6 +76,14 @@ def _zip(source: Path) -> bytes:
     return buffer.getvalue()
 
 
+def close_container(module: types.ModuleType) -> None:
+    """What a Lambda container's end would release: the attempt handler's provider clients
+    and its event loop."""
+    for provider in module._providers.values():
+        module._loop.run_until_complete(provider.aclose())
+    module._loop.close()
+
+
 class _Functions:
     """Handler modules loaded from each deployed zip, once per function (a warm container)."""
 
@@ -81,6 +91,7 @@ class _Functions:
         self._root = root
         self._deployment = deployment
         self._handlers: dict[str, Any] = {}
+        self.modules: list[types.ModuleType] = []
 
     def handler(self, fn: LambdaFunction) -> Any:
         if fn.function_arn not in self._handlers:
@@ -95,6 +106,7 @@ class _Functions:
             sys.modules[unique] = module
             with _environ(fn.environment_vars):
                 spec.loader.exec_module(module)
+            self.modules.append(module)
             self._handlers[fn.function_arn] = getattr(module, attr)
         return self._handlers[fn.function_arn]
 
@@ -220,4 +232,8 @@ def deployed(
         monkeypatch.setattr(
             retrier_decl, "time", types.SimpleNamespace(sleep=deployment.waits.append)
         )
-        yield deployment
+        try:
+            yield deployment
+        finally:
+            for module in functions.modules:
+                close_container(module)

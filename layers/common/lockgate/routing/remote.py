@@ -62,7 +62,7 @@ def error_name(error: ProviderError, max_retry_after_s: float) -> str:
 
 def failure_message(error: ProviderError, target: str, attempt: int) -> str:
     """A failed attempt as the message of the exception the attempt handler raises: the state
-    machine carries it as the error's cause, and `failure_from_cause` reads it back."""
+    machine carries it as the error's cause, and `failures_from_cause` reads it back."""
     return json.dumps(
         {
             "target": target,

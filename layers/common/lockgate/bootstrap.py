@@ -246,7 +246,12 @@ def build(settings: Settings) -> Container:
         controls=TenantControls(directory, Limiter(stores.counters, directory, ledger), ledger),
         guard=InjectionGuard(InjectionDetector(embedder)),
     )
-    service = TenantService(stores.tenants, stores.keys, gateway_keys=stores.gateway_keys)
+    service = TenantService(
+        stores.tenants,
+        stores.keys,
+        gateway_keys=stores.gateway_keys,
+        on_revoke=gateway.recent.forget,
+    )
     stores.closers.append(embedder.close)
     container = Container(
         settings, policy, providers, stores, gateway, service, ledger, loaders=[embedder.load]

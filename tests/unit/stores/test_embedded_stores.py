@@ -1,4 +1,5 @@
-"""Embedded-only behaviour: expired rows swept from SQLite, HNSW promotion and snapshots."""
+"""Embedded-only behaviour: expired rows swept from SQLite, the exact cache's in-memory keys,
+HNSW promotion and snapshots."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 from lockgate.cache.ports import CacheEntry
+from lockgate.limits.ports import Increment
+from lockgate.stores.embedded.counters import SqliteCounterStore
 from lockgate.stores.embedded.exact_cache import SqliteExactCache
 from lockgate.stores.embedded.vectors import EmbeddedVectorIndex, HnswOptions
 from lockgate.stores.embedded.vectors_partition import HnswPartition
@@ -188,3 +191,13 @@ async def test_concurrent_writes_and_searches_stay_consistent(tmp_path: Path) ->
         (hit,) = await index.search(data[i], namespace="t1/cache", k=1)
         assert hit.id == str(i)
     await index.aclose()
+
+
+async def test_a_sweep_keeps_the_month_budget_counter(tmp_path: Path) -> None:
+    clock = Clock()
+    counters = SqliteCounterStore(tmp_path / "c.db", clock=clock)
+    counters.acquire([Increment("rpm", 1, 5), Increment("budget", 9, 100, NOW + 86400)], NOW + 60)
+    clock.now = NOW + 120
+    assert counters.sweep() == 1
+    assert counters.values(["rpm", "budget"]) == {"budget": 9}
+    counters.close()

@@ -160,7 +160,8 @@ class OpenSearchIndex:
         return {} if self._flavor.serverless else {"refresh": refresh or self._refresh}
 
     async def _delete_records(self, namespace: str, ids: Sequence[str]) -> int:
-        """Deletes the namespace's records by id through a query (Serverless has no own ids)."""
+        """Deletes the namespace's records by their `record_id` field (on Serverless the
+        documents carry ids of the collection's choosing)."""
         query = {
             "bool": {
                 "filter": [

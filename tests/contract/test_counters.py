@@ -116,3 +116,21 @@ def test_usage_totals_add_up_per_tenant_and_period(usage: UsageStore) -> None:
     assert rows["alias:smart"].requests == 2
     assert usage.totals("globex", "2025-01")["*"].requests == 1
     assert usage.totals("nobody", "2025-01") == {}
+
+
+def test_a_budget_reservation_is_conditional_and_settled_later(counters: CounterStore) -> None:
+    """What `Limiter` does for a monthly token budget: reserve the estimate with the request's
+    rate counters (all or nothing), then correct it with the provider's count."""
+    month_end = EXPIRES + 86400 * 31
+    budget = "budget:t:acme:2025-01"
+
+    def reserve(tokens: int) -> bool:
+        increments = [Increment("rpm", 1, 50), Increment(budget, tokens, 100, month_end)]
+        return counters.acquire(increments, EXPIRES).admitted
+
+    assert [reserve(30) for _ in range(4)] == [True, True, True, False]
+    assert counters.values(["rpm", budget]) == {"rpm": 3, budget: 90}  # the refusal took nothing
+    counters.adjust(budget, -20, month_end)  # the first request used 10 of its 30
+    assert reserve(30)
+    assert not reserve(1)
+    assert counters.values([budget]) == {budget: 100}

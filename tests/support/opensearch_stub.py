@@ -13,8 +13,8 @@ an unauthorized role (or let through when `enforce` is False, to list every gap 
 Emulates an OpenSearch 2.19 cluster (faiss HNSW supports l2, innerproduct, cosinesimil); pass
 `version="2.11.0"` to get the older rule that faiss rejects cosinesimil. `serverless=True`
 emulates an OpenSearch Serverless vector collection as AWS documents it: no `refresh`
-parameter, no caller-chosen `_id` on index/create, no shard or replica settings; documents get
-generated ids.
+parameter, no caller-chosen `_id` on index/create, no shard or replica settings, no
+`_delete_by_query`; documents get generated ids.
 """
 
 from __future__ import annotations
@@ -310,18 +310,24 @@ class OpenSearchStub:
             ]
         else:
             docs = self._knn(index, query)
+        sort = [next(iter(clause)) for clause in body.get("sort", [])]
+        if sort:
+            docs.sort(key=lambda d: [d[1].get(name, "") for name in sort])
+            after = body.get("search_after")
+            if after is not None:
+                docs = [d for d in docs if [d[1].get(name, "") for name in sort] > after]
         includes = body.get("_source", True)
         hits = []
         for doc_id, doc, score in docs[:size]:
-            source = doc if includes is True else {k: v for k, v in doc.items() if k in includes}
-            hits.append(
-                {
-                    "_index": request.match_info["index"],
-                    "_id": doc_id,
-                    "_score": score,
-                    "_source": source,
-                }
-            )
+            hit: dict[str, Any] = {"_index": request.match_info["index"], "_id": doc_id}
+            hit["_score"] = score
+            if includes is not False:
+                hit["_source"] = (
+                    doc if includes is True else {k: v for k, v in doc.items() if k in includes}
+                )
+            if sort:
+                hit["sort"] = [doc.get(name, "") for name in sort]
+            hits.append(hit)
         return web.json_response(
             {
                 "took": 1,
@@ -372,6 +378,8 @@ class OpenSearchStub:
         return [(candidates[i][0], candidates[i][1], float(scores[i])) for i in order]
 
     async def _delete_by_query(self, request: web.Request) -> web.Response:
+        if self.serverless:
+            raise BadRequest("not_found", "no handler for _delete_by_query", 404)
         index = self._index(request)
         body = request[BODY] or {}
         if set(body) != {"query"}:

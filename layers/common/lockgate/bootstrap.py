@@ -270,7 +270,12 @@ def build(settings: Settings) -> Container:
         guard=InjectionGuard(InjectionDetector(embedder)),
         remote=_remote_executor(settings, policy),
     )
-    service = TenantService(stores.tenants, stores.keys, gateway_keys=stores.gateway_keys)
+    service = TenantService(
+        stores.tenants,
+        stores.keys,
+        gateway_keys=stores.gateway_keys,
+        on_revoke=gateway.recent.forget,
+    )
     stores.closers.append(embedder.close)
     container = Container(
         settings,

@@ -41,7 +41,7 @@ from lockgate.safety.limits import check_input_limits
 from lockgate.safety.redaction import redact_request
 from lockgate.stores.offload import offload
 from lockgate.tenants.auth import Authenticator
-from lockgate.tenants.directory import TenantDirectory
+from lockgate.tenants.directory import RecentCallers, TenantDirectory
 from lockgate.tenants.keys import Tenant
 
 log = logging.getLogger("lockgate.pipeline")
@@ -160,14 +160,20 @@ class Gateway:
         self.rag = rag
         self.remote = remote
         self._background: set[asyncio.Task[None]] = set()
+        self.recent = RecentCallers()
 
     async def authenticate(
         self, api_key: str | None, ctx: RequestContext, gateway_key_id: str | None = None
     ) -> Tenant:
-        """The one place a caller is checked (a key store read: off the loop)."""
+        """The one place a caller is checked: from memory when the key was seen in the last
+        second, else a key store read, off the loop."""
         if not api_key and not gateway_key_id:
             raise invalid_api_key()
-        tenant = await offload(self._auth.tenant_for, api_key, gateway_key_id)
+        tenant = self.recent.get(api_key, gateway_key_id)
+        if tenant is None:
+            tenant = await offload(self._auth.tenant_for, api_key, gateway_key_id)
+            if tenant is not None:
+                self.recent.put(api_key, gateway_key_id, tenant)
         if tenant is None:
             raise invalid_api_key()
         ctx.tenant = tenant

@@ -130,3 +130,19 @@ def test_other_errors_are_not_retried(dynamodb: Any) -> None:
     with pytest.raises(dynamodb.exceptions.ResourceNotFoundException):
         counters.acquire([Increment("rpm", 1, 5)], EXPIRES)
     assert calls.calls == 1
+
+
+def test_each_counter_keeps_its_own_expiry(dynamodb: Any) -> None:
+    """A month's budget counter must outlive the minute's rate counters in the table's TTL."""
+    name = table(dynamodb)
+    counters = DynamoCounterStore(name, dynamodb=dynamodb)
+    month_end = 1_900_000_000
+    counters.acquire(
+        [Increment("rpm", 1, 5), Increment("budget", 9, 100, month_end)], 1_800_000_060
+    )
+
+    def expiry(key: str) -> int:
+        item = dynamodb.get_item(TableName=name, Key={"pk": {"S": key}, "sk": {"S": "n"}})["Item"]
+        return int(item["expires_at"]["N"])
+
+    assert (expiry("rpm"), expiry("budget")) == (1_800_000_060, month_end)

@@ -1,14 +1,18 @@
-"""Embedded-only behaviour: expired rows swept from SQLite, HNSW promotion and snapshots."""
+"""Embedded-only behaviour: expired rows swept from SQLite, the exact cache's in-memory keys,
+HNSW promotion and snapshots."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from lockgate.cache.ports import CacheEntry
+from lockgate.limits.ports import Increment
+from lockgate.stores.embedded.counters import SqliteCounterStore
 from lockgate.stores.embedded.exact_cache import SqliteExactCache
 from lockgate.stores.embedded.vectors import EmbeddedVectorIndex, HnswOptions
 from lockgate.stores.embedded.vectors_partition import HnswPartition
@@ -62,6 +66,33 @@ async def test_exact_cache_entries_survive_a_restart(tmp_path: Path) -> None:
     got = await again.get("k")
     again.close()
     assert got is not None and got.value == b"answer"
+
+
+async def test_misses_are_answered_from_memory_and_hits_off_the_loop(tmp_path: Path) -> None:
+    """The keys stored are known in memory: a miss never reads SQLite; a hit reads it in the
+    store pool; purged and swept keys are misses again."""
+    clock = Clock()
+    cache = SqliteExactCache(tmp_path / "c.db", sweep_every=0, clock=clock)
+    reads: list[str] = []
+    real = cache._get
+
+    def spy(key: str) -> CacheEntry | None:
+        reads.append(threading.current_thread().name)
+        return real(key)
+
+    cache._get = spy  # type: ignore[method-assign]
+    await cache.put(CacheEntry("hit", "t1", "a", b"v", expires_at=NOW + 60))
+    await cache.put(CacheEntry("old", "t1", "b", b"v", expires_at=NOW + 5))
+    assert await cache.get("never-stored") is None
+    assert reads == []
+    assert (await cache.get("hit")) is not None
+    assert len(reads) == 1 and reads[0].startswith("lockgate-store")
+    assert await cache.purge("t1", "a") == 1
+    clock.now = NOW + 10
+    await cache.put(CacheEntry("new", "t1", "c", b"v", expires_at=NOW + 60))  # sweeps "old"
+    assert await cache.get("hit") is None and await cache.get("old") is None
+    assert len(reads) == 1
+    cache.close()
 
 
 async def test_a_growing_namespace_moves_to_hnsw_and_still_finds_exact_matches(
@@ -160,3 +191,13 @@ async def test_concurrent_writes_and_searches_stay_consistent(tmp_path: Path) ->
         (hit,) = await index.search(data[i], namespace="t1/cache", k=1)
         assert hit.id == str(i)
     await index.aclose()
+
+
+async def test_a_sweep_keeps_the_month_budget_counter(tmp_path: Path) -> None:
+    clock = Clock()
+    counters = SqliteCounterStore(tmp_path / "c.db", clock=clock)
+    counters.acquire([Increment("rpm", 1, 5), Increment("budget", 9, 100, NOW + 86400)], NOW + 60)
+    clock.now = NOW + 120
+    assert counters.sweep() == 1
+    assert counters.values(["rpm", "budget"]) == {"budget": 9}
+    counters.close()

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from lockgate.rag.ports import TextRecord
+from lockgate.stores.opensearch import indexing
 from lockgate.stores.opensearch.client import OpenSearchConfig, connect
 from lockgate.stores.opensearch.text_index import OpenSearchTextIndex
 from lockgate.stores.opensearch.vectors import OpenSearchVectorIndex
@@ -127,3 +128,22 @@ async def test_the_stub_refuses_what_serverless_refuses(
     with pytest.raises(Exception, match="managed"):
         await index.ensure_index()
     await client.close()
+
+
+@ASYNC
+async def test_serverless_deletes_what_a_query_finds_page_by_page(
+    serverless: tuple[str, OpenSearchStub], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Serverless has no `_delete_by_query`: matches are found in pages and deleted by id."""
+    monkeypatch.setattr(indexing, "PAGE", 3)
+    url, server = serverless
+    client = connect(OpenSearchConfig(url=url, service="aoss"))
+    vectors = OpenSearchVectorIndex(client, "sem", dimensions=DIM)
+    await vectors.ensure_index()
+    for namespace, count in (("t1/a", 7), ("t1/b", 2), ("t2/x", 2)):
+        await vectors.upsert([VectorRecord(f"r{i}", namespace, unit(i), {}) for i in range(count)])
+    assert await vectors.delete_namespace("t1/") == 9
+    await client.close()
+    left = {doc["namespace"] for doc in server.indices["sem"].docs.values()}
+    assert left == {"t2/x"} and len(server.indices["sem"].docs) == 2
+    assert not server.recorded("/_delete_by_query")

@@ -8,8 +8,9 @@ embedder) needs, and how many store calls run at once has one limit, set here. C
 caller's context variables (request ids, traces).
 
 What stays on the loop is only what is served from memory: fresh `TenantDirectory` entries,
-the embedded vector index's searches, and the SQLite exact cache's primary-key reads (a hot
-page in SQLite's cache, tens of microseconds: less than the thread hop itself).
+callers authenticated in the last second, exact-cache misses (the SQLite cache keeps its keys in
+memory) and the embedded vector index's searches. Even a SQLite primary-key read does not: on a
+busy machine it was seen waiting over 100 ms on the disk.
 """
 
 from __future__ import annotations

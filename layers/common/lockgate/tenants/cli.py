@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from lockgate.settings import Settings
 from lockgate.tenants.models import Budget, RateLimits, TenantRecord
 from lockgate.tenants.ports import GatewayKeyRegistrar
 from lockgate.tenants.service import TenantError, TenantService
@@ -35,13 +34,14 @@ def duration(text: str) -> float:
 
 
 def open_service() -> TenantService:
-    table = os.environ.get("LOCKGATE_TENANT_TABLE")
+    settings = Settings.from_env()
+    table = settings.tenant_table
     if table:
         from lockgate.stores.aws.tenants import DynamoTenantStore
 
         store = DynamoTenantStore(table)
         registrar: GatewayKeyRegistrar | None = None
-        if plans := os.environ.get("LOCKGATE_USAGE_PLANS"):
+        if plans := settings.usage_plans:
             from lockgate.stores.aws.api_keys import ApiGatewayKeys
 
             registrar = ApiGatewayKeys(json.loads(plans))
@@ -49,7 +49,7 @@ def open_service() -> TenantService:
     from lockgate.stores.embedded.keys import SqliteKeyStore
     from lockgate.stores.embedded.tenants import SqliteTenantStore
 
-    db = Path(os.environ.get("LOCKGATE_DATA_DIR") or ".lockgate") / "lockgate.db"
+    db = settings.data_dir / "lockgate.db"
     return TenantService(SqliteTenantStore(db), SqliteKeyStore(db))
 
 

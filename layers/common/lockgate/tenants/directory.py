@@ -1,8 +1,12 @@
-"""Tenant and key records as the request path needs them: read through a short-lived cache.
+"""Tenant and key records as the request path needs them: read through short-lived caches.
 
 Limits and model access are checked on every request; reading them from the store each time
-would double the store traffic. A change made by an administrator takes effect within `ttl_s`
-(revocation does not wait: the authenticator reads the key record itself).
+would double the store traffic. A change made by an administrator takes effect within `ttl_s`.
+
+Authentication is remembered for a second (`RecentCallers`): a key store read per request
+would be a trip to the store pool (or DynamoDB) for an answer that almost never changes. A key
+revoked through this process stops working at once (the tenant service tells the cache); one
+revoked by another process (the CLI, another instance) or expiring stops within `AUTH_TTL_S`.
 """
 
 from __future__ import annotations
@@ -14,11 +18,49 @@ from typing import TypeVar
 
 from lockgate.errors import GatewayError
 from lockgate.stores.offload import offload
+from lockgate.tenants.keys import Tenant, hash_key
 from lockgate.tenants.models import ApiKeyRecord, TenantRecord
 from lockgate.tenants.ports import ApiKeyStore, TenantStore
 from lockgate.tenants.tiers import allowed_models
 
 T = TypeVar("T")
+
+AUTH_TTL_S = 1.0
+
+
+class RecentCallers:
+    """Tenants of keys that authenticated in the last `ttl_s`, by key hash (never the key).
+    Only successes are kept: a new key works at once, and unknown keys are always checked."""
+
+    def __init__(
+        self,
+        *,
+        ttl_s: float = AUTH_TTL_S,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = ttl_s
+        self._max = max_entries
+        self._clock = clock
+        self._seen: dict[tuple[str, str], tuple[float, Tenant]] = {}
+
+    def get(self, api_key: str | None, gateway_key_id: str | None) -> Tenant | None:
+        hit = self._seen.get(_caller(api_key, gateway_key_id))
+        if hit is None or hit[0] <= self._clock():
+            return None
+        return hit[1]
+
+    def put(self, api_key: str | None, gateway_key_id: str | None, tenant: Tenant) -> None:
+        if len(self._seen) >= self._max:
+            self._seen.clear()
+        self._seen[_caller(api_key, gateway_key_id)] = (self._clock() + self._ttl, tenant)
+
+    def forget(self) -> None:
+        self._seen.clear()
+
+
+def _caller(api_key: str | None, gateway_key_id: str | None) -> tuple[str, str]:
+    return (hash_key(api_key) if api_key else "", gateway_key_id or "")
 
 
 class TenantDirectory:

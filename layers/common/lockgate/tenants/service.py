@@ -52,11 +52,13 @@ class TenantService:
         keys: ApiKeyStore,
         *,
         gateway_keys: GatewayKeyRegistrar | None = None,
+        on_revoke: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._tenants = tenants
         self._keys = keys
         self._gateway = gateway_keys
+        self._on_revoke = on_revoke
         self._clock = clock
 
     def create_tenant(
@@ -148,6 +150,8 @@ class TenantService:
         if record is None or (tenant_id is not None and record.tenant_id != tenant_id):
             raise NotFound(f"no key {key_id!r}")
         self._keys.revoke_key(key_id, self._clock())
+        if self._on_revoke is not None:
+            self._on_revoke()  # callers remembered with this key are checked again
         if self._gateway is not None:
             self._gateway.disable(key_id)
         revoked = self._keys.get_key(key_id)

@@ -7,9 +7,9 @@ scoped to the index's paths allows all of them. Creating the index is idempotent
 processes: two cold starts that both find it missing both create it, and the loser's
 `resource_already_exists_exception` counts as success.
 
-On OpenSearch Serverless (`Flavor.serverless`) documents get the collection's own ids: a record
-is replaced by deleting its (namespace, id) by query and writing it again, and no `refresh` is
-sent."""
+On OpenSearch Serverless (`Flavor.serverless`) documents get the collection's own ids, and there
+is no `_delete_by_query` and no `refresh`: a record is replaced by finding its (namespace, id),
+deleting what was found by id in bulk, and writing it again."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from opensearchpy import AsyncOpenSearch, NotFoundError, RequestError
 from lockgate.stores.opensearch.client import flavor_of
 
 Refresh = Literal["false", "true", "wait_for"]
+PAGE = 1000
+"""Documents per search page and per bulk delete when deleting what a query finds."""
 
 
 class Keyed(Protocol):
@@ -158,7 +160,8 @@ class OpenSearchIndex:
         return {} if self._flavor.serverless else {"refresh": refresh or self._refresh}
 
     async def _delete_records(self, namespace: str, ids: Sequence[str]) -> int:
-        """Deletes the namespace's records by id through a query (Serverless has no own ids)."""
+        """Deletes the namespace's records by their `record_id` field (on Serverless the
+        documents carry ids of the collection's choosing)."""
         query = {
             "bool": {
                 "filter": [
@@ -186,6 +189,8 @@ class OpenSearchIndex:
         return await self._delete_query({"prefix": {"namespace": namespace_prefix}})
 
     async def _delete_query(self, query: dict[str, Any]) -> int:
+        if self._flavor.serverless:
+            return await self._delete_found(query)
         try:
             response = await self._client.delete_by_query(
                 index=self._index,
@@ -196,3 +201,28 @@ class OpenSearchIndex:
         except NotFoundError:
             return 0
         return int(response.get("deleted", 0))
+
+    async def _delete_found(self, query: dict[str, Any]) -> int:
+        """Deletes what `query` finds, by id: pages through the matches (sorted on the unique
+        (namespace, record_id) pair, so `search_after` skips none), then bulk deletes."""
+        found: list[str] = []
+        body: dict[str, Any] = {
+            "size": PAGE,
+            "_source": False,
+            "query": query,
+            "sort": [{"namespace": "asc"}, {"record_id": "asc"}],
+        }
+        while True:
+            try:
+                response = await self._client.search(index=self._index, body=body)
+            except NotFoundError:
+                return 0
+            hits = response.get("hits", {}).get("hits", [])
+            found += [str(hit["_id"]) for hit in hits]
+            if len(hits) < PAGE:
+                break
+            body["search_after"] = hits[-1]["sort"]
+        for start in range(0, len(found), PAGE):
+            chunk = found[start : start + PAGE]
+            await self._bulk([{"delete": {"_id": i}} for i in chunk], allowed_statuses=(404,))
+        return len(found)

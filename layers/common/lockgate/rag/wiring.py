@@ -16,6 +16,7 @@ from lockgate.rag.retrieval import RetrievalSettings, Retriever
 from lockgate.stores.ports import VectorIndex
 
 RAG_DB = "rag.db"
+EMBEDDINGS_DB = "embeddings.db"
 VECTORS_DB = "rag-vectors.db"
 DEFAULT_TEXT_INDEX = "lockgate-rag-text"
 DEFAULT_VECTOR_INDEX = "lockgate-rag-vectors"
@@ -68,6 +69,7 @@ def embedded(
     """SQLite for documents, tantivy (else FTS5) for BM25, the embedded vector index, MiniLM.
 
     Pass `vectors` to share one vector index (and its file) with the semantic cache."""
+    from lockgate.embeddings.cache import CachedEmbedder
     from lockgate.stores.embedded.documents import SqliteDocumentStore
     from lockgate.stores.embedded.text_index import open_text_index
 
@@ -84,8 +86,11 @@ def embedded(
         closers.append(own.aclose)
     documents = SqliteDocumentStore(data_dir / RAG_DB)
     text_index = open_text_index(data_dir, data_dir / RAG_DB)
-    closers += [documents.close, text_index.close]
-    return assemble(documents, text_index, vectors, embedder, settings=settings, closers=closers)
+    remembered = CachedEmbedder(embedder, data_dir / EMBEDDINGS_DB)  # ingestion only
+    closers += [documents.close, text_index.close, remembered.close]
+    rag = assemble(documents, text_index, vectors, embedder, settings=settings, closers=closers)
+    rag.ingestion.embedder = remembered
+    return rag
 
 
 async def aws(

@@ -1,8 +1,9 @@
 """Gateway overhead: what Lockgate adds to a request, next to a Python floor and LiteLLM.
 
-One mock upstream (latency 0) serves four columns in one run: the mock itself (the baseline
+One mock upstream (latency 0) serves five columns in one run: the mock itself (the baseline
 every "added" figure subtracts), a ~40-line aiohttp pass-through (the least a Python proxy can
-cost), LiteLLM's proxy (the reference peer) and Lockgate. Each system runs alone, one worker,
+cost), LiteLLM's proxy (the reference peer), Lockgate relaying (caching and the injection guard
+off) and Lockgate with every feature in its default state. Each system runs alone, one worker,
 pinned to its own core while the mock and the load generators share the other, and is measured
 the same way: c=1 latency, c=1 streaming first chunk, wrk throughput at c=16 and c=64; Lockgate
 then serves a long run (50,000 requests by default) to show whether its memory grows.
@@ -35,6 +36,7 @@ from bench.report import (
     DIRECT,
     LITELLM,
     LOCKGATE,
+    LOCKGATE_DEFAULTS,
     PASSTHROUGH,
     MemoryResult,
     Run,
@@ -64,8 +66,10 @@ models:
   mock:
     targets: [mock/gpt-bench]
 tiers: {{simple: mock, medium: mock, complex: mock}}
-cache: {{enabled: false}}  # routing and relaying only: caching and safety have benches of their own
-safety: {{injection_action: "off"}}
+{features}"""
+RELAY_ONLY = """\
+cache: {enabled: false}  # routing and relaying only: caching and safety have benches of their own
+safety: {injection_action: "off"}
 """
 
 
@@ -162,21 +166,39 @@ def _launch_litellm(ctx: Context, port: int) -> tuple[list[str], dict[str, str]]
     return argv, env
 
 
-def _launch_lockgate(ctx: Context, port: int) -> tuple[list[str], dict[str, str]]:
-    policy = ctx.workdir / "policy.yaml"
-    policy.write_text(POLICY.format(mock_port=ctx.mock_port, mock_key=MOCK_KEY))
-    data = ctx.workdir / "lockgate-data"
-    data.mkdir(exist_ok=True)
-    argv = [sys.executable, "-m", "lockgate.cli", "serve", "--config", str(policy)]
-    env = {"LOCKGATE_API_KEY": LOCKGATE_KEY, "LOCKGATE_DATA_DIR": str(data)}
-    return [*argv, "--port", str(port)], env
+def _lockgate(features: str, name: str) -> Launch:
+    """Lockgate on the policy above, in a data dir of its own."""
+
+    def launch(ctx: Context, port: int) -> tuple[list[str], dict[str, str]]:
+        policy = ctx.workdir / f"{name}.yaml"
+        policy.write_text(
+            POLICY.format(mock_port=ctx.mock_port, mock_key=MOCK_KEY, features=features)
+        )
+        data = ctx.workdir / name
+        data.mkdir(exist_ok=True)
+        argv = [sys.executable, "-m", "lockgate.cli", "serve", "--config", str(policy)]
+        env = {"LOCKGATE_API_KEY": LOCKGATE_KEY, "LOCKGATE_DATA_DIR": str(data)}
+        return [*argv, "--port", str(port)], env
+
+    return launch
 
 
 SYSTEMS = (
     System("direct", DIRECT, "gpt-bench", MOCK_KEY, "/v1/models", None),
     System("passthrough", PASSTHROUGH, "gpt-bench", MOCK_KEY, "/v1/models", _launch_passthrough),
     System("litellm", LITELLM, "mock", LITELLM_KEY, "/health/liveliness", _launch_litellm),
-    System("lockgate", LOCKGATE, "mock", LOCKGATE_KEY, "/health", _launch_lockgate, long_run=True),
+    System(
+        "lockgate",
+        LOCKGATE,
+        "mock",
+        LOCKGATE_KEY,
+        "/health",
+        _lockgate(RELAY_ONLY, "lockgate"),
+        long_run=True,
+    ),
+    System(
+        "defaults", LOCKGATE_DEFAULTS, "mock", LOCKGATE_KEY, "/health", _lockgate("", "defaults")
+    ),
 )
 
 
@@ -250,9 +272,12 @@ def measure(ctx: Context, system: System, server: Server) -> SystemResult:
     result.ttft_p50 = percentile(sample_latency(target, args.seconds, stream=True), 50)
     for connections in (16, 64):
         run_wrk(target, connections, args.warmup, cpus=ctx.cpus.load)
+        cpu = server.cpu_seconds()
         load = run_wrk(target, connections, args.seconds, cpus=ctx.cpus.load)
         result.load[connections] = load
         result.errors += load.errors
+        if load.requests:
+            result.cpu_ms_per_request = (server.cpu_seconds() - cpu) * 1000 / load.requests
     result.rss_after_load = server.rss_bytes()
     result.others_cpu = ctx.meter.others_share(before)
     _log(

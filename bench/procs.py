@@ -50,6 +50,10 @@ class Server:
         """Resident memory of the server and all its descendants."""
         return sum(_rss(pid) for pid in self.pids())
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server and its descendants have used so far."""
+        return sum(_cpu_seconds(pid) for pid in self.pids())
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -23,6 +23,7 @@ from lockgate.stores.ports import VectorIndex
 log = logging.getLogger("lockgate.rag")
 
 RAG_DB = "rag.db"
+EMBEDDINGS_DB = "embeddings.db"
 VECTORS_DB = "rag-vectors.db"
 DEFAULT_TEXT_INDEX = "lockgate-rag-text"
 DEFAULT_VECTOR_INDEX = "lockgate-rag-vectors"
@@ -91,6 +92,7 @@ def embedded(
     The vector index is reopened from its file when another process (`lockgate ingest`
     while the server runs) changed a collection. Pass `vectors` to share one vector index (and
     its file) with the semantic cache instead."""
+    from lockgate.embeddings.cache import CachedEmbedder
     from lockgate.stores.embedded.documents import SqliteDocumentStore
     from lockgate.stores.embedded.sqlite import private_dir
     from lockgate.stores.embedded.text_index import open_text_index
@@ -113,8 +115,9 @@ def embedded(
         closers.append(own.aclose)
     documents = SqliteDocumentStore(data_dir / RAG_DB)
     text_index = open_text_index(data_dir, data_dir / RAG_DB)
-    closers += [documents.close, text_index.close]
-    return assemble(
+    remembered = CachedEmbedder(embedder, data_dir / EMBEDDINGS_DB)  # ingestion only
+    closers += [documents.close, text_index.close, remembered.close]
+    rag = assemble(
         documents,
         text_index,
         vectors,
@@ -123,6 +126,8 @@ def embedded(
         closers=closers,
         parser=DocumentParser(limits),
     )
+    rag.ingestion.embedder = remembered
+    return rag
 
 
 async def aws(

@@ -97,6 +97,7 @@ class AnthropicProvider:
             raise errors.stream_cut() from None
         finally:
             await events.aclose()
+            response.close()  # a no-op once the body was read and the connection released
 
     def _chunk(
         self, event: http.Event, translator: StreamTranslator, headers: Any

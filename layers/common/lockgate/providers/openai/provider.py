@@ -76,6 +76,7 @@ class OpenAIProvider:
                 raise errors.connection_failed(type(exc).__name__) from None
         finally:
             await events.aclose()
+            response.close()  # a no-op once the body was read and the connection released
         if finish is not None:
             yield finish
 

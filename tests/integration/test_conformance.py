@@ -754,3 +754,56 @@ def test_unknown_fields_pass_only_to_the_same_protocol(
     assert result.error is None
     same = (ingress, target) in (("chat", "openai"), ("messages", "anthropic"))
     assert result.sent.get("x_vendor_flag") == ({"depth": 2} if same else None)
+
+
+# -- tool results with images (Anthropic clients, e.g. a screenshot tool) -----------------
+
+
+@pytest.mark.parametrize("target", ["openai", "anthropic", "bedrock"])
+def test_tool_result_images(call: Callable[..., Call], target: str) -> None:
+    def build(ingress: str, marker: str) -> dict[str, Any]:
+        image = {
+            "type": "image",
+            "source": {"type": "base64", "media_type": "image/png", "data": PNG},
+        }
+        return {
+            "max_tokens": 64,
+            "tools": tool_definitions("messages"),
+            "messages": [
+                {"role": "user", "content": f"screenshot {marker}"},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "tool_use", "id": "call_s", "name": "get_weather", "input": {}}
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "call_s",
+                            "is_error": True,
+                            "content": [{"type": "text", "text": "shot"}, image],
+                        }
+                    ],
+                },
+            ],
+        }
+
+    result = call("messages", target, build)
+    assert result.error is None
+    sent = result.sent
+    if target == "openai":
+        # Tool messages hold text only: the image follows in a user message of its own.
+        assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "tool", "user"]
+        assert sent["messages"][2]["content"] == [{"type": "text", "text": "shot"}]
+        assert sent["messages"][3]["content"][0]["image_url"]["url"].endswith(PNG)
+    elif target == "anthropic":
+        block = sent["messages"][2]["content"][0]
+        assert block["is_error"] is True
+        assert [c["type"] for c in block["content"]] == ["text", "image"]
+    else:
+        block = sent["messages"][2]["content"][0]["toolResult"]
+        assert block["status"] == "error"
+        assert block["content"][0] == {"text": "shot"} and "image" in block["content"][1]

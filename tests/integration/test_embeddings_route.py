@@ -108,3 +108,8 @@ def test_bad_requests(client: openai.OpenAI) -> None:
         client.embeddings.create(model="minilm", input="hi", dimensions=16)
     with pytest.raises(openai.BadRequestError):
         client.embeddings.create(model="minilm", input=[""])
+
+
+def test_models_lists_the_embedding_aliases(client: openai.OpenAI) -> None:
+    names = [m.id for m in client.models.list()]
+    assert names[-3:] == ["minilm", "remote", "resilient"]

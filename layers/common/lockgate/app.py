@@ -84,9 +84,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
         except GatewayError as exc:
             return _error_response(request, exc, ctx)
+        names = gateway.router.model_names
+        if container.embeddings is not None:
+            names = [*names, *container.embeddings.model_names]
         data = [
-            {"id": name, "object": "model", "created": 0, "owned_by": "lockgate"}
-            for name in gateway.router.model_names
+            {"id": name, "object": "model", "created": 0, "owned_by": "lockgate"} for name in names
         ]
         return json_response({"object": "list", "data": data}, headers=ctx.headers())
 

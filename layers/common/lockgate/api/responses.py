@@ -265,7 +265,10 @@ def new_id(prefix: str) -> str:
 def usage_body(usage: Usage) -> dict[str, Any]:
     return {
         "input_tokens": usage.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cache_read_tokens},
+        "input_tokens_details": {
+            "cached_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        },
         "output_tokens": usage.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": usage.total_tokens,
@@ -577,5 +580,7 @@ class ResponsesStreamEncoder:
         code = error.code or "server_error"
         frame = self._event("error", code=code, message=error.message, param=error.param)
         body = self._shell.body("failed", self.output, None)
-        body["error"] = {"code": code, "message": error.message}
+        # A response's error code is one of OpenAI's few; the event above has the precise one.
+        kind = "rate_limit_exceeded" if error.status == 429 else "server_error"
+        body["error"] = {"code": kind, "message": error.message}
         return frame + self._event("response.failed", response=body)

@@ -200,10 +200,6 @@ def user_text(ingress: str, text: str, *, system: str | None = None) -> dict[str
     return {"input": text} | ({"instructions": system} if system else {})
 
 
-def messages_of(sent: dict[str, Any], upstream: str) -> list[dict[str, Any]]:
-    return list(sent.get("messages") or [])
-
-
 def refused(result: Call, words: str) -> None:
     assert result.error is not None, f"{result.ingress} → {result.upstream} was not refused"
     assert getattr(result.error, "status_code", None) == 400
@@ -277,7 +273,7 @@ def test_images(call: Callable[..., Call], ingress: str, target: str, kind: str)
         refused(result, "base64")
         return
     assert result.error is None
-    content = messages_of(result.sent, target)[-1]["content"]
+    content = result.sent["messages"][-1]["content"]
     if target == "openai":
         assert content[1]["image_url"]["url"].endswith(PNG if kind == "base64" else "cat.png")
     elif target == "anthropic":

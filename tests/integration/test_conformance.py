@@ -803,3 +803,34 @@ def test_tool_result_images(call: Callable[..., Call], target: str) -> None:
         block = sent["messages"][2]["content"][0]["toolResult"]
         assert block["status"] == "error"
         assert block["content"][0] == {"text": "shot"} and "image" in block["content"][1]
+
+
+@pytest.mark.parametrize("target", ["openai", "anthropic", "bedrock"])
+def test_anthropic_betas_travel_with_the_fields_that_need_them(
+    call: Callable[..., Call], upstream: str, target: str
+) -> None:
+    """A Messages client's beta header and the body field it enables reach an Anthropic
+    target together (Claude on Bedrock takes the betas as `anthropic_beta`); other targets
+    get neither."""
+    beta = "context-management-2025-06-27"
+
+    def build(ingress: str, marker: str) -> dict[str, Any]:
+        return user_text(ingress, f"hi {marker}") | {
+            "extra_headers": {"anthropic-beta": beta},
+            "extra_body": {"context_management": {"edits": []}},
+        }
+
+    result = call("messages", target, build)
+    assert result.error is None
+    sent = result.sent
+    if target == "anthropic":
+        assert sent["context_management"] == {"edits": []}
+        recorded = upstream_requests(upstream, result.marker)[-1]
+        assert beta in recorded["headers"]["anthropic-beta"]
+    elif target == "bedrock":
+        assert sent["additionalModelRequestFields"]["anthropic_beta"] == [beta]
+        assert "context_management" not in json.dumps(sent)
+    else:
+        assert "context_management" not in sent
+        recorded = upstream_requests(upstream, result.marker)[-1]
+        assert "anthropic-beta" not in recorded["headers"]

@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         try:
             gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
             chat = wire.parse(await read_body(request, limit))
+            chat.keep_headers(request.headers)
             control = CacheControl.of(chat, request.headers.get("cache-control"))
             if chat.stream:
                 chunks = await gateway.stream(chat, ctx, control)

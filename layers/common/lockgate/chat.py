@@ -6,6 +6,7 @@ the OpenAI route needs no translation and every other protocol maps onto it once
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,6 +33,10 @@ class ChatMessage(BaseModel):
         return "".join(
             str(part.get("text", "")) for part in self.content if part.get("type") == "text"
         )
+
+
+NATIVE_HEADERS = {"anthropic": ("anthropic-beta",)}
+"""Per client protocol: request headers passed on to a target speaking the same protocol."""
 
 
 class StreamOptions(BaseModel):
@@ -77,6 +82,7 @@ class ChatRequest(BaseModel):
     lockgate: LockgateOptions | None = None
     _dialect: str = PrivateAttr(default="openai")
     _native: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _native_headers: dict[str, str] = PrivateAttr(default_factory=dict)
 
     def spoken_in(self, dialect: str, native: dict[str, Any] | None = None) -> ChatRequest:
         """Marks the protocol the client spoke, with its fields that have no canonical form.
@@ -88,6 +94,17 @@ class ChatRequest(BaseModel):
         self._dialect = dialect
         self._native = native or {}
         return self
+
+    def keep_headers(self, headers: Mapping[str, str]) -> None:
+        """Keeps the client's protocol headers that a same-protocol target needs too
+        (`anthropic-beta`: the beta features a Messages request's fields may depend on)."""
+        for name in NATIVE_HEADERS.get(self._dialect, ()):
+            if value := headers.get(name):
+                self._native_headers[name] = value
+
+    @property
+    def native_headers(self) -> dict[str, str]:
+        return self._native_headers
 
     @property
     def dialect(self) -> str:

@@ -17,10 +17,10 @@ import time
 import uuid
 from typing import Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lockgate.api.errors import GatewayError, bad_request
+from lockgate.api.http import parse
 from lockgate.api.openai import extension
 from lockgate.api.sse import event_frame
 from lockgate.chat import ChatChunk, ChatMessage, ChatRequest, ChatResult, LockgateOptions, Usage
@@ -79,14 +79,7 @@ _NOT_FORWARDED = {
 
 
 def parse_request(body: bytes) -> ResponsesRequest:
-    try:
-        return ResponsesRequest.model_validate(orjson.loads(body))
-    except orjson.JSONDecodeError:
-        raise bad_request("The request body is not valid JSON.") from None
-    except ValidationError as exc:
-        detail = exc.errors()[0]
-        where = ".".join(str(part) for part in detail["loc"])
-        raise bad_request(f"{where}: {detail['msg']}", param=where or None) from None
+    return parse(ResponsesRequest, body)
 
 
 def input_messages(request: ResponsesRequest) -> list[ChatMessage]:

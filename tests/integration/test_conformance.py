@@ -834,3 +834,25 @@ def test_anthropic_betas_travel_with_the_fields_that_need_them(
         assert "context_management" not in sent
         recorded = upstream_requests(upstream, result.marker)[-1]
         assert "anthropic-beta" not in recorded["headers"]
+
+
+@pytest.mark.parametrize("target", ["anthropic", "bedrock"])
+def test_message_level_cache_markers_from_openai_clients(
+    call: Callable[..., Call], target: str
+) -> None:
+    """OpenCode-style markers on whole chat messages mark the message's last block."""
+
+    def build(ingress: str, marker: str) -> dict[str, Any]:
+        system = {
+            "role": "system",
+            "content": f"manual {marker}",
+            "cache_control": {"type": "ephemeral"},
+        }
+        return {"messages": [system, {"role": "user", "content": "question"}]}
+
+    result = call("chat", target, build)
+    assert result.error is None
+    if target == "anthropic":
+        assert result.sent["system"][-1]["cache_control"] == {"type": "ephemeral"}
+    else:
+        assert result.sent["system"][-1] == {"cachePoint": {"type": "default"}}

@@ -172,6 +172,8 @@ class ChatChunk:
     signature: str = ""
     """The end of a thinking block: the provider's signature, needed to send it back."""
     finish_reason: str | None = None
+    stop_sequence: str | None = None
+    """On the final chunk, when a stop sequence ended the answer and the provider says which."""
     usage: Usage | None = None
     sources: list[dict[str, Any]] | None = None
     """On the final chunk of a grounded answer: the documents it cites."""
@@ -187,6 +189,8 @@ class ChatResult:
     tool_calls: list[dict[str, Any]] | None = None
     sources: list[dict[str, Any]] | None = None
     """The documents a grounded (RAG) answer drew on; entry n is what it cites as [n]."""
+    stop_sequence: str | None = None
+    """The stop sequence that ended the answer, when the provider says which."""
     thinking: list[dict[str, Any]] | None = None
     """Reasoning blocks, Anthropic-shaped: `{"type": "thinking", "thinking", "signature"}` or
     `{"type": "redacted_thinking", "data"}`; a follow-up turn sends them back unchanged."""

@@ -21,6 +21,7 @@ class StreamTranslator:
         self._input = dict.fromkeys(INPUT_FIELDS, 0)
         self._completion_tokens = 0
         self._stop_reason: str | None = None
+        self._stop_sequence: str | None = None
         self.finished = False
 
     def feed(self, event: Any) -> ChatChunk | None:
@@ -72,6 +73,7 @@ class StreamTranslator:
     def _on_message_delta(self, event: Any) -> None:
         if event.delta.stop_reason:
             self._stop_reason = event.delta.stop_reason
+        self._stop_sequence = getattr(event.delta, "stop_sequence", None) or self._stop_sequence
         self._count(event.usage)
 
     def _on_message_stop(self) -> ChatChunk:
@@ -79,4 +81,5 @@ class StreamTranslator:
         return ChatChunk(
             finish_reason=finish_reason(self._stop_reason),
             usage=usage_from(self._input, self._completion_tokens),
+            stop_sequence=self._stop_sequence,
         )

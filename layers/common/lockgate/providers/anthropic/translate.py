@@ -201,6 +201,7 @@ def result_from(message: Any) -> ChatResult:
             message.usage.output_tokens or 0,
         ),
         tool_calls=tool_calls or None,
+        stop_sequence=getattr(message, "stop_sequence", None),
         thinking=thinking or None,
     )
 

@@ -167,16 +167,16 @@ class ChatChunk:
 
     text: str = ""
     tool_calls: list[dict[str, Any]] | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    sources: list[dict[str, Any]] | None = None
+    """On the final chunk of a grounded answer: the documents it cites."""
     thinking: str = ""
     """Reasoning text, for models that show it (Anthropic thinking, Bedrock reasoning)."""
     signature: str = ""
     """The end of a thinking block: the provider's signature, needed to send it back."""
-    finish_reason: str | None = None
     stop_sequence: str | None = None
     """On the final chunk, when a stop sequence ended the answer and the provider says which."""
-    usage: Usage | None = None
-    sources: list[dict[str, Any]] | None = None
-    """On the final chunk of a grounded answer: the documents it cites."""
 
 
 @dataclass(slots=True)

@@ -47,7 +47,7 @@ format: setup
 
 # Benchmarks print a table each and write it to bench/results/; `make bench-NAME` runs one.
 BENCHES := gateway_overhead cache_latency semantic_quality semantic_latency vector_index \
-	retrieval retrieval_speed retrieval_threshold safety
+	retrieval retrieval_speed retrieval_threshold safety protocols
 
 bench: setup
 	for name in $(BENCHES); do $(BIN)/python -m bench.$$name || exit 1; done

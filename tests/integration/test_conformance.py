@@ -200,10 +200,6 @@ def user_text(ingress: str, text: str, *, system: str | None = None) -> dict[str
     return {"input": text} | ({"instructions": system} if system else {})
 
 
-def messages_of(sent: dict[str, Any], upstream: str) -> list[dict[str, Any]]:
-    return list(sent.get("messages") or [])
-
-
 def refused(result: Call, words: str) -> None:
     assert result.error is not None, f"{result.ingress} → {result.upstream} was not refused"
     assert getattr(result.error, "status_code", None) == 400
@@ -277,7 +273,7 @@ def test_images(call: Callable[..., Call], ingress: str, target: str, kind: str)
         refused(result, "base64")
         return
     assert result.error is None
-    content = messages_of(result.sent, target)[-1]["content"]
+    content = result.sent["messages"][-1]["content"]
     if target == "openai":
         assert content[1]["image_url"]["url"].endswith(PNG if kind == "base64" else "cat.png")
     elif target == "anthropic":
@@ -754,3 +750,109 @@ def test_unknown_fields_pass_only_to_the_same_protocol(
     assert result.error is None
     same = (ingress, target) in (("chat", "openai"), ("messages", "anthropic"))
     assert result.sent.get("x_vendor_flag") == ({"depth": 2} if same else None)
+
+
+# -- tool results with images (Anthropic clients, e.g. a screenshot tool) -----------------
+
+
+@pytest.mark.parametrize("target", ["openai", "anthropic", "bedrock"])
+def test_tool_result_images(call: Callable[..., Call], target: str) -> None:
+    def build(ingress: str, marker: str) -> dict[str, Any]:
+        image = {
+            "type": "image",
+            "source": {"type": "base64", "media_type": "image/png", "data": PNG},
+        }
+        return {
+            "max_tokens": 64,
+            "tools": tool_definitions("messages"),
+            "messages": [
+                {"role": "user", "content": f"screenshot {marker}"},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "tool_use", "id": "call_s", "name": "get_weather", "input": {}}
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "call_s",
+                            "is_error": True,
+                            "content": [{"type": "text", "text": "shot"}, image],
+                        }
+                    ],
+                },
+            ],
+        }
+
+    result = call("messages", target, build)
+    assert result.error is None
+    sent = result.sent
+    if target == "openai":
+        # Tool messages hold text only: the image follows in a user message of its own.
+        assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "tool", "user"]
+        assert sent["messages"][2]["content"] == [{"type": "text", "text": "shot"}]
+        assert sent["messages"][3]["content"][0]["image_url"]["url"].endswith(PNG)
+    elif target == "anthropic":
+        block = sent["messages"][2]["content"][0]
+        assert block["is_error"] is True
+        assert [c["type"] for c in block["content"]] == ["text", "image"]
+    else:
+        block = sent["messages"][2]["content"][0]["toolResult"]
+        assert block["status"] == "error"
+        assert block["content"][0] == {"text": "shot"} and "image" in block["content"][1]
+
+
+@pytest.mark.parametrize("target", ["openai", "anthropic", "bedrock"])
+def test_anthropic_betas_travel_with_the_fields_that_need_them(
+    call: Callable[..., Call], upstream: str, target: str
+) -> None:
+    """A Messages client's beta header and the body field it enables reach an Anthropic
+    target together (Claude on Bedrock takes the betas as `anthropic_beta`); other targets
+    get neither."""
+    beta = "context-management-2025-06-27"
+
+    def build(ingress: str, marker: str) -> dict[str, Any]:
+        return user_text(ingress, f"hi {marker}") | {
+            "extra_headers": {"anthropic-beta": beta},
+            "extra_body": {"context_management": {"edits": []}},
+        }
+
+    result = call("messages", target, build)
+    assert result.error is None
+    sent = result.sent
+    if target == "anthropic":
+        assert sent["context_management"] == {"edits": []}
+        recorded = upstream_requests(upstream, result.marker)[-1]
+        assert beta in recorded["headers"]["anthropic-beta"]
+    elif target == "bedrock":
+        assert sent["additionalModelRequestFields"]["anthropic_beta"] == [beta]
+        assert "context_management" not in json.dumps(sent)
+    else:
+        assert "context_management" not in sent
+        recorded = upstream_requests(upstream, result.marker)[-1]
+        assert "anthropic-beta" not in recorded["headers"]
+
+
+@pytest.mark.parametrize("target", ["anthropic", "bedrock"])
+def test_message_level_cache_markers_from_openai_clients(
+    call: Callable[..., Call], target: str
+) -> None:
+    """OpenCode-style markers on whole chat messages mark the message's last block."""
+
+    def build(ingress: str, marker: str) -> dict[str, Any]:
+        system = {
+            "role": "system",
+            "content": f"manual {marker}",
+            "cache_control": {"type": "ephemeral"},
+        }
+        return {"messages": [system, {"role": "user", "content": "question"}]}
+
+    result = call("chat", target, build)
+    assert result.error is None
+    if target == "anthropic":
+        assert result.sent["system"][-1]["cache_control"] == {"type": "ephemeral"}
+    else:
+        assert result.sent["system"][-1] == {"cachePoint": {"type": "default"}}

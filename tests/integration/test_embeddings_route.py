@@ -108,3 +108,27 @@ def test_bad_requests(client: openai.OpenAI) -> None:
         client.embeddings.create(model="minilm", input="hi", dimensions=16)
     with pytest.raises(openai.BadRequestError):
         client.embeddings.create(model="minilm", input=[""])
+
+
+def test_models_lists_the_embedding_aliases(client: openai.OpenAI) -> None:
+    names = [m.id for m in client.models.list()]
+    assert names[-3:] == ["minilm", "remote", "resilient"]
+
+
+def test_embeddings_count_against_the_tenant_token_limit(gw: RunningGateway) -> None:
+    from lockgate.tenants.models import RateLimits
+    from lockgate.tenants.service import TenantService
+
+    service: TenantService = gw.app.state.container.tenants
+    service.create_tenant("embedder", limits=RateLimits(tokens_per_minute=40))
+    client = openai.OpenAI(
+        base_url=gw.v1, api_key=service.create_key("embedder").key, max_retries=0
+    )
+    raw = client.embeddings.with_raw_response.create(
+        model="remote", input=["one two three"] * 5, encoding_format="float"
+    )
+    assert raw.parse().usage.prompt_tokens == 15  # the provider's count settles the estimate
+    remaining = int(raw.headers["x-ratelimit-remaining-tokens"])
+    assert 0 < remaining < 40
+    with pytest.raises(openai.RateLimitError):
+        client.embeddings.create(model="remote", input=["word " * 30] * 3)

@@ -157,9 +157,11 @@ def attributes(span: Any) -> dict[str, Any]:
 
 
 def test_traces_follow_the_genai_conventions(upstream: str, tmp_path: Path) -> None:
+    traced = policy(upstream)
+    traced["models"]["obs"]["cache"] = {"enabled": True, "semantic": False}
     with Collector() as collector:
         endpoint = f"http://127.0.0.1:{collector.port}"
-        with gateway(policy(upstream), tmp_path, otlp_endpoint=endpoint) as gw:
+        with gateway(traced, tmp_path, otlp_endpoint=endpoint) as gw:
             client = openai.OpenAI(base_url=gw.v1, api_key=gw.api_key, max_retries=0)
             client.chat.completions.create(
                 model="obs-fallback",
@@ -201,3 +203,8 @@ def test_traces_follow_the_genai_conventions(upstream: str, tmp_path: Path) -> N
     streamed = by_name["chat gpt-obs"][0]
     assert attributes(streamed)["gen_ai.usage.output_tokens"] > 0
     assert streamed.parent_span_id in {s.span_id for s in server}
+    # The cached alias's request has its cache lookup (a miss) and store as children too.
+    (lookup,) = by_name["cache lookup"]
+    assert attributes(lookup)["lockgate.cache.result"] == "miss"
+    assert lookup.parent_span_id == streamed.parent_span_id
+    assert streamed.parent_span_id in {s.parent_span_id for s in by_name["cache store"]}

@@ -192,3 +192,20 @@ def test_unknown_model_and_bad_key(gw: RunningGateway, client: openai.OpenAI) ->
     bad = openai.OpenAI(base_url=gw.v1, api_key="lg-wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad.responses.create(model="fast", input="hi")
+
+
+@pytest.mark.parametrize("path", ["/responses", "/embeddings"])
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'{"model": "fast"}'])
+def test_malformed_bodies_get_the_openai_envelope(
+    gw: RunningGateway, path: str, body: bytes
+) -> None:
+    import httpx
+
+    response = httpx.post(
+        gw.v1 + path,
+        content=body,
+        headers={"authorization": f"Bearer {gw.api_key}", "content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["message"]

@@ -34,6 +34,24 @@ def test_bad_config_is_refused_at_start_naming_the_field(tmp_path: Path) -> None
     assert check.returncode == 2 and "opneai" in check.stderr
 
 
+def test_check_config_shows_each_alias_strategy(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "providers: {oa: {kind: openai}, local: {kind: local}}\n"
+        "models:\n"
+        "  fast: {targets: [oa/gpt-4o-mini, local/smollm2]}\n"
+        "  spread:\n"
+        "    strategy: weighted\n"
+        "    targets: [{provider: oa, model: a, weight: 3}, {provider: oa, model: b}]\n"
+        "embeddings: {minilm: {targets: [local/all-MiniLM-L6-v2]}}\n"
+    )
+    result = run("check-config", str(good))
+    assert result.returncode == 0, result.stderr
+    assert "2 models, 1 embedding models" in result.stdout
+    assert "spread: weighted: oa/a (weight 3), oa/b (weight 1)" in result.stdout
+    assert "fast: fallback: oa/gpt-4o-mini, local/smollm2" in result.stdout
+
+
 def test_config_from_environment_is_refused_too(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("providers: {}\nmodels: {}\n")

@@ -105,9 +105,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             await gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
         except Exception as exc:
             return _error_response(request, to_gateway_error(exc, ctx.request_id), ctx)
+        names = gateway.router.model_names
+        if container.embeddings is not None:
+            names = [*names, *container.embeddings.model_names]
         data = [
-            {"id": name, "object": "model", "created": 0, "owned_by": "lockgate"}
-            for name in gateway.router.model_names
+            {"id": name, "object": "model", "created": 0, "owned_by": "lockgate"} for name in names
         ]
         return json_response({"object": "list", "data": data}, headers=ctx.headers())
 
@@ -143,6 +145,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         try:
             await gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
             chat = wire.parse(await read_body(request, limit))
+            chat.keep_headers(request.headers)
             control = CacheControl.of(chat, request.headers.get("cache-control"))
             if chat.stream:
                 chunks = await gateway.stream(chat, ctx, control)

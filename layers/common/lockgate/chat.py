@@ -6,6 +6,7 @@ the OpenAI route needs no translation and every other protocol maps onto it once
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,6 +33,10 @@ class ChatMessage(BaseModel):
         return "".join(
             str(part.get("text", "")) for part in self.content if part.get("type") == "text"
         )
+
+
+NATIVE_HEADERS = {"anthropic": ("anthropic-beta",)}
+"""Per client protocol: request headers passed on to a target speaking the same protocol."""
 
 
 class StreamOptions(BaseModel):
@@ -77,6 +82,7 @@ class ChatRequest(BaseModel):
     lockgate: LockgateOptions | None = None
     _dialect: str = PrivateAttr(default="openai")
     _native: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _native_headers: dict[str, str] = PrivateAttr(default_factory=dict)
 
     def spoken_in(self, dialect: str, native: dict[str, Any] | None = None) -> ChatRequest:
         """Marks the protocol the client spoke, with its fields that have no canonical form.
@@ -88,6 +94,17 @@ class ChatRequest(BaseModel):
         self._dialect = dialect
         self._native = native or {}
         return self
+
+    def keep_headers(self, headers: Mapping[str, str]) -> None:
+        """Keeps the client's protocol headers that a same-protocol target needs too
+        (`anthropic-beta`: the beta features a Messages request's fields may depend on)."""
+        for name in NATIVE_HEADERS.get(self._dialect, ()):
+            if value := headers.get(name):
+                self._native_headers[name] = value
+
+    @property
+    def native_headers(self) -> dict[str, str]:
+        return self._native_headers
 
     @property
     def dialect(self) -> str:
@@ -150,14 +167,16 @@ class ChatChunk:
 
     text: str = ""
     tool_calls: list[dict[str, Any]] | None = None
-    thinking: str = ""
-    """Reasoning text, for models that show it (Anthropic thinking, Bedrock reasoning)."""
-    signature: str = ""
-    """The end of a thinking block: the provider's signature, needed to send it back."""
     finish_reason: str | None = None
     usage: Usage | None = None
     sources: list[dict[str, Any]] | None = None
     """On the final chunk of a grounded answer: the documents it cites."""
+    thinking: str = ""
+    """Reasoning text, for models that show it (Anthropic thinking, Bedrock reasoning)."""
+    signature: str = ""
+    """The end of a thinking block: the provider's signature, needed to send it back."""
+    stop_sequence: str | None = None
+    """On the final chunk, when a stop sequence ended the answer and the provider says which."""
 
 
 @dataclass(slots=True)
@@ -170,6 +189,8 @@ class ChatResult:
     tool_calls: list[dict[str, Any]] | None = None
     sources: list[dict[str, Any]] | None = None
     """The documents a grounded (RAG) answer drew on; entry n is what it cites as [n]."""
+    stop_sequence: str | None = None
+    """The stop sequence that ended the answer, when the provider says which."""
     thinking: list[dict[str, Any]] | None = None
     """Reasoning blocks, Anthropic-shaped: `{"type": "thinking", "thinking", "signature"}` or
     `{"type": "redacted_thinking", "data"}`; a follow-up turn sends them back unchanged."""

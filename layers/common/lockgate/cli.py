@@ -19,7 +19,9 @@ def _serve(args: argparse.Namespace) -> int:
     from lockgate.settings import Settings, load_dotenv
 
     load_dotenv()
-    settings = Settings.from_env(config=args.config, host=args.host, port=args.port)
+    settings = Settings.from_env(
+        config=args.config, host=args.host, port=args.port, otlp_endpoint=args.otlp_endpoint
+    )
     configure_logging(settings.log_level)
     try:
         container = build(settings)
@@ -71,7 +73,16 @@ def _check_config(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(f"lockgate: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.file}: ok ({len(policy.providers)} providers, {len(policy.models)} models)")
+    print(
+        f"{args.file}: ok ({len(policy.providers)} providers, {len(policy.models)} models, "
+        f"{len(policy.embeddings)} embedding models)"
+    )
+    for name, alias in policy.models.items():
+        targets = ", ".join(
+            t.key if alias.strategy != "weighted" else f"{t.key} (weight {t.weight:g})"
+            for t in alias.targets
+        )
+        print(f"  {name}: {alias.strategy}: {targets}")
     return 0
 
 
@@ -89,6 +100,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="policy YAML (or LOCKGATE_CONFIG)")
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument(
+        "--otlp-endpoint", help="send traces over OTLP/HTTP here (or LOCKGATE_OTLP_ENDPOINT)"
+    )
     serve.set_defaults(run=_serve)
 
     mock = commands.add_parser("mock-upstream", help="a fake OpenAI/Anthropic upstream")

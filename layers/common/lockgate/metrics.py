@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -65,7 +66,26 @@ class _Histogram:
         self.sum += value
 
 
-Labels = tuple[tuple[str, str], ...]
+LABELS: dict[str, tuple[str, ...]] = {
+    "lockgate_requests_total": ("route", "alias", "tenant", "status_class", "cache"),
+    "lockgate_request_duration_seconds": ("route", "alias"),
+    "lockgate_overhead_seconds": ("route",),
+    "lockgate_time_to_first_token_seconds": ("alias",),
+    "lockgate_tokens_total": ("alias", "tenant", "kind"),
+    "lockgate_cost_usd_total": ("alias", "tenant"),
+    "lockgate_cache_hits_total": ("alias", "kind"),
+    "lockgate_cache_savings_usd_total": ("alias",),
+    "lockgate_fallbacks_total": ("alias",),
+    "lockgate_limit_rejections_total": ("tenant", "reason"),
+    "lockgate_errors_total": ("alias", "status_class"),
+}
+"""Each metric's label names; series are keyed by the values alone, in this order."""
+_TOKEN_KINDS = (
+    ("input", "prompt_tokens"),
+    ("output", "completion_tokens"),
+    ("cache_read", "cache_read_tokens"),
+    ("cache_write", "cache_write_tokens"),
+)
 
 
 class PrometheusMetrics:
@@ -75,8 +95,12 @@ class PrometheusMetrics:
         self._prices = prices
         self._max_tenants = max_tenants
         self._tenants: set[str] = set()
-        self._counters: dict[str, dict[Labels, float]] = {}
-        self._histograms: dict[str, dict[Labels, _Histogram]] = {}
+        self._counters: dict[str, dict[tuple[str, ...], float]] = {
+            name: {} for name in LABELS if name.endswith("_total")
+        }
+        self._histograms: dict[str, dict[tuple[str, ...], _Histogram]] = {
+            name: {} for name in LABELS if not name.endswith("_total")
+        }
 
     def _tenant(self, tenant: Any) -> str:
         if not tenant:
@@ -88,103 +112,85 @@ class PrometheusMetrics:
             return str(tenant)
         return OTHER
 
-    def _add(self, name: str, labels: Labels, amount: float = 1.0) -> None:
-        series = self._counters.setdefault(name, {})
-        series[labels] = series.get(labels, 0.0) + amount
+    def _add(self, name: str, key: tuple[str, ...], amount: float = 1.0) -> None:
+        series = self._counters[name]
+        series[key] = series.get(key, 0.0) + amount
 
-    def _time(self, name: str, labels: Labels, value: float, buckets: tuple[float, ...]) -> None:
-        series = self._histograms.setdefault(name, {})
-        histogram = series.get(labels)
+    def _time(
+        self, name: str, key: tuple[str, ...], value: float, buckets: tuple[float, ...]
+    ) -> None:
+        series = self._histograms[name]
+        histogram = series.get(key)
         if histogram is None:
-            histogram = series[labels] = _Histogram(buckets)
+            histogram = series[key] = _Histogram(buckets)
         histogram.observe(value)
 
     def observe(self, fields: Mapping[str, Any]) -> None:
-        alias = str(fields.get("alias") or "none")
+        alias = fields.get("alias") or "none"
         tenant = self._tenant(fields.get("tenant"))
-        status = int(fields.get("status") or 0)
-        route = str(fields.get("path") or "")
-        cache = str(fields.get("cache") or "none")
-        self._add(
-            "lockgate_requests_total",
-            (
-                ("route", route),
-                ("alias", alias),
-                ("tenant", tenant),
-                ("status_class", status_class(status)),
-                ("cache", cache),
-            ),
-        )
+        status = fields.get("status") or 0
+        route = fields.get("path") or ""
+        cache = fields.get("cache") or "none"
+        klass = status_class(status)
+        self._add("lockgate_requests_total", (route, alias, tenant, klass, cache))
         self._time(
             "lockgate_request_duration_seconds",
-            (("route", route), ("alias", alias)),
-            float(fields.get("ms") or 0) / 1000,
+            (route, alias),
+            (fields.get("ms") or 0) / 1000,
             LATENCY_BUCKETS_S,
         )
-        if fields.get("overhead_ms") is not None:
-            self._time(
-                "lockgate_overhead_seconds",
-                (("route", route),),
-                float(fields["overhead_ms"]) / 1000,
-                OVERHEAD_BUCKETS_S,
-            )
-        if fields.get("first_token_ms") is not None:
+        if (overhead := fields.get("overhead_ms")) is not None:
+            self._time("lockgate_overhead_seconds", (route,), overhead / 1000, OVERHEAD_BUCKETS_S)
+        if (first_token := fields.get("first_token_ms")) is not None:
             self._time(
                 "lockgate_time_to_first_token_seconds",
-                (("alias", alias),),
-                float(fields["first_token_ms"]) / 1000,
+                (alias,),
+                first_token / 1000,
                 LATENCY_BUCKETS_S,
             )
-        for kind, key in (
-            ("input", "prompt_tokens"),
-            ("output", "completion_tokens"),
-            ("cache_read", "cache_read_tokens"),
-            ("cache_write", "cache_write_tokens"),
-        ):
+        for kind, key in _TOKEN_KINDS:
             if count := fields.get(key):
-                self._add(
-                    "lockgate_tokens_total",
-                    (("alias", alias), ("tenant", tenant), ("kind", kind)),
-                    count,
-                )
-        if cost := request_cost(self._prices, fields):
-            self._add("lockgate_cost_usd_total", (("alias", alias), ("tenant", tenant)), cost)
+                self._add("lockgate_tokens_total", (alias, tenant, kind), count)
+        if fields.get("model") in self._prices and (cost := request_cost(self._prices, fields)):
+            self._add("lockgate_cost_usd_total", (alias, tenant), cost)
         if cache in ("exact", "semantic"):
-            self._add("lockgate_cache_hits_total", (("alias", alias), ("kind", cache)))
+            self._add("lockgate_cache_hits_total", (alias, cache))
             if saved := cache_savings(self._prices, fields):
-                self._add("lockgate_cache_savings_usd_total", (("alias", alias),), saved)
-        if int(fields.get("attempts") or 0) > 1:
-            self._add("lockgate_fallbacks_total", (("alias", alias),), fields["attempts"] - 1)
-        if status == 429:
-            reason = str(fields.get("outcome") or "rate_limited")
-            self._add("lockgate_limit_rejections_total", (("tenant", tenant), ("reason", reason)))
+                self._add("lockgate_cache_savings_usd_total", (alias,), saved)
+        attempts = fields.get("attempts") or 0
+        if attempts > 1:
+            self._add("lockgate_fallbacks_total", (alias,), attempts - 1)
         if status >= 400:
-            self._add(
-                "lockgate_errors_total", (("alias", alias), ("status_class", status_class(status)))
-            )
+            if status == 429:
+                reason = fields.get("outcome") or "rate_limited"
+                self._add("lockgate_limit_rejections_total", (tenant, reason))
+            self._add("lockgate_errors_total", (alias, klass))
 
     def render(self) -> bytes:
         lines: list[str] = []
         for name, series in sorted(self._counters.items()):
             lines.append(f"# TYPE {name} counter")
-            lines.extend(f"{name}{_labels(labels)} {_number(v)}" for labels, v in series.items())
+            names = LABELS[name]
+            lines.extend(f"{name}{_labels(names, key)} {_number(v)}" for key, v in series.items())
         for name, histograms in sorted(self._histograms.items()):
             lines.append(f"# TYPE {name} histogram")
-            for labels, h in histograms.items():
+            names = LABELS[name]
+            for key, h in histograms.items():
                 running = 0
-                for bound, count in zip((*h.buckets, float("inf")), h.counts, strict=True):
+                for bound, count in zip((*h.buckets, math.inf), h.counts, strict=True):
                     running += count
-                    le = "+Inf" if bound == float("inf") else _number(bound)
-                    lines.append(f"{name}_bucket{_labels((*labels, ('le', le)))} {running}")
-                lines.append(f"{name}_sum{_labels(labels)} {_number(h.sum)}")
-                lines.append(f"{name}_count{_labels(labels)} {running}")
+                    le = "+Inf" if bound == math.inf else _number(bound)
+                    labels = _labels((*names, "le"), (*key, le))
+                    lines.append(f"{name}_bucket{labels} {running}")
+                lines.append(f"{name}_sum{_labels(names, key)} {_number(h.sum)}")
+                lines.append(f"{name}_count{_labels(names, key)} {running}")
         return ("\n".join(lines) + "\n").encode()
 
 
-def _labels(labels: Labels) -> str:
-    if not labels:
+def _labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:
+    if not names:
         return ""
-    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+    inner = ",".join(f'{k}="{_escape(str(v))}"' for k, v in zip(names, values, strict=True))
     return "{" + inner + "}"
 
 

@@ -400,3 +400,44 @@ def test_sse_frames_are_exactly_event_and_data_lines() -> None:
     assert body.endswith(b"\n\n")
     encoder = MessagesStreamEncoder("m", "i", 1)
     assert encoder.chunk(ChatChunk(finish_reason="stop")) == b""
+
+
+def test_the_matched_stop_sequence_survives_the_round_trip() -> None:
+    """An Anthropic target's `stop_sequence` reaches an Anthropic client, buffered and
+    streamed (events built and read back as the SDK's own types)."""
+    from lockgate.api.anthropic import MessagesStreamEncoder
+    from lockgate.providers.anthropic.stream import StreamTranslator
+    from lockgate.providers.anthropic.translate import result_from
+
+    message = anthropic.types.Message.model_validate(
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude",
+            "content": [{"type": "text", "text": "1, 2, 3"}],
+            "stop_reason": "stop_sequence",
+            "stop_sequence": "END",
+            "usage": {"input_tokens": 5, "output_tokens": 4},
+        }
+    )
+    body = to_messages_response(result_from(message), model="claude", message_id="msg_2")
+    assert (body["stop_reason"], body["stop_sequence"]) == ("stop_sequence", "END")
+
+    translator = StreamTranslator()
+    delta = anthropic.types.RawMessageDeltaEvent.model_validate(
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "stop_sequence", "stop_sequence": "END"},
+            "usage": {"output_tokens": 4},
+        }
+    )
+    translator.feed(delta)
+    final = translator.feed(anthropic.types.RawMessageStopEvent(type="message_stop"))
+    assert final is not None and final.stop_sequence == "END"
+    encoder = MessagesStreamEncoder(model="claude", message_id="msg_3", input_tokens=5)
+    encoder.chunk(final)
+    frames = encoder.finish(final.finish_reason or "stop", final.usage or Usage())
+    data = frames.decode().split("event: message_delta\ndata: ")[1].split("\n")[0]
+    event = anthropic.types.RawMessageDeltaEvent.model_validate_json(data)
+    assert (event.delta.stop_reason, event.delta.stop_sequence) == ("stop_sequence", "END")

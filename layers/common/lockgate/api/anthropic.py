@@ -310,7 +310,9 @@ def _openai_tool(tool: Tool) -> dict[str, Any]:
     return converted
 
 
-def stop_reason(finish_reason: str) -> str:
+def stop_reason(finish_reason: str, stop_sequence: str | None = None) -> str:
+    if stop_sequence is not None and finish_reason == "stop":
+        return "stop_sequence"
     return STOP_REASONS.get(finish_reason, "end_turn")
 
 
@@ -345,8 +347,8 @@ def to_messages_response(result: ChatResult, *, model: str, message_id: str) -> 
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": stop_reason(result.finish_reason),
-        "stop_sequence": None,
+        "stop_reason": stop_reason(result.finish_reason, result.stop_sequence),
+        "stop_sequence": result.stop_sequence,
         "usage": _usage(result.usage),
         **extension(result.sources),
     }
@@ -386,6 +388,7 @@ class MessagesStreamEncoder:
         self._index = -1
         self._open: str | None = None
         self._tool_blocks: dict[int, int] = {}
+        self._stop_sequence: str | None = None
 
     def start(self) -> bytes:
         message: dict[str, Any] = {
@@ -403,6 +406,8 @@ class MessagesStreamEncoder:
     def chunk(self, c: ChatChunk) -> bytes:
         """Frames for one chunk; empty when it carries no content (e.g. only a finish reason)."""
         frames: list[bytes] = []
+        if c.stop_sequence is not None:
+            self._stop_sequence = c.stop_sequence
         if c.thinking or c.signature:
             frames.extend(self._thinking(c.thinking, c.signature))
         if c.text:
@@ -490,7 +495,10 @@ class MessagesStreamEncoder:
         frames.extend(self._close_block())
         delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": stop_reason(finish_reason), "stop_sequence": None},
+            "delta": {
+                "stop_reason": stop_reason(finish_reason, self._stop_sequence),
+                "stop_sequence": self._stop_sequence,
+            },
             "usage": _usage(usage)
             if usage.prompt_tokens
             else {

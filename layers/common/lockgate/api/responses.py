@@ -17,10 +17,10 @@ import time
 import uuid
 from typing import Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lockgate.api.errors import GatewayError, bad_request
+from lockgate.api.http import parse
 from lockgate.api.openai import extension
 from lockgate.api.sse import event_frame
 from lockgate.chat import ChatChunk, ChatMessage, ChatRequest, ChatResult, LockgateOptions, Usage
@@ -79,14 +79,7 @@ _NOT_FORWARDED = {
 
 
 def parse_request(body: bytes) -> ResponsesRequest:
-    try:
-        return ResponsesRequest.model_validate(orjson.loads(body))
-    except orjson.JSONDecodeError:
-        raise bad_request("The request body is not valid JSON.") from None
-    except ValidationError as exc:
-        detail = exc.errors()[0]
-        where = ".".join(str(part) for part in detail["loc"])
-        raise bad_request(f"{where}: {detail['msg']}", param=where or None) from None
+    return parse(ResponsesRequest, body)
 
 
 def input_messages(request: ResponsesRequest) -> list[ChatMessage]:
@@ -265,7 +258,10 @@ def new_id(prefix: str) -> str:
 def usage_body(usage: Usage) -> dict[str, Any]:
     return {
         "input_tokens": usage.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cache_read_tokens},
+        "input_tokens_details": {
+            "cached_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        },
         "output_tokens": usage.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": usage.total_tokens,
@@ -581,5 +577,7 @@ class ResponsesStreamEncoder:
         code = error.code or "server_error"
         frame = self._event("error", code=code, message=error.message, param=error.param)
         body = self._shell.body("failed", self.output, None)
-        body["error"] = {"code": code, "message": error.message}
+        # A response's error code is one of OpenAI's few; the event above has the precise one.
+        kind = "rate_limit_exceeded" if error.status == 429 else "server_error"
+        body["error"] = {"code": kind, "message": error.message}
         return frame + self._event("response.failed", response=body)

@@ -122,7 +122,8 @@ class _MockServer:
 
     async def recorded(self, request: web.Request) -> web.StreamResponse:
         """``GET /_mock/requests``: the last request bodies received, oldest first, each as
-        ``{"path": ..., "body": ...}``, so a test can check what the gateway sent upstream."""
+        ``{"path": ..., "body": ..., "headers": ...}`` (credentials left out), so a test can
+        check what the gateway sent upstream."""
         return web.Response(body=orjson.dumps(list(self._recorded)), headers=_JSON_HEADERS)
 
     async def reset(self, request: web.Request) -> web.StreamResponse:
@@ -145,7 +146,7 @@ class _MockServer:
             body = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
             return _error(wire, 400, "request body is not valid JSON")
-        self._recorded.append({"path": request.path, "body": body})
+        self._recorded.append({"path": request.path, "body": body, "headers": _kept(request)})
         model = body.get("model") if isinstance(body, dict) else None
         if not isinstance(model, str) or not model:
             return _error(wire, 400, "model is required")
@@ -260,6 +261,15 @@ class _MockServer:
             tokens_per_second=_pick(directives.tps, settings.tokens_per_second),
             tokens=settings.tokens if directives.tokens is None else directives.tokens,
         )
+
+
+def _kept(request: web.Request) -> dict[str, str]:
+    """The request's headers for ``GET /_mock/requests``, credentials left out."""
+    return {
+        k.lower(): v
+        for k, v in request.headers.items()
+        if k.lower() not in ("authorization", "x-api-key")
+    }
 
 
 def _mock_vector(text: str) -> list[float]:

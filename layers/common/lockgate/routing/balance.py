@@ -2,10 +2,11 @@
 
 `fallback` keeps the policy's order. `weighted` draws the order at random in proportion to the
 targets' weights (weighted sampling without replacement, so the rest stay in line as
-fallbacks). `least_latency` puts the target with the lowest moving estimate of time to first
-token first; a target not measured yet goes first so it gets measured, and a small share of
-requests explores in random order so a target that was slow once is measured again. The
-executor then leaves out targets that are cooling down, whatever the order.
+fallbacks). `least_latency` puts first the target with the lowest moving estimate of time to
+first token (to the whole answer, for a request that does not stream); a target not measured
+yet goes first so it gets measured, and a small share of requests explores in random order so
+a target that was slow once is measured again. The executor then leaves out targets that are
+cooling down, whatever the order.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ with the provider's count and record the usage under the alias and target.
 
 from __future__ import annotations
 
-import logging
+import time
 from collections.abc import Mapping
 
 from lockgate.api.embeddings import MAX_INPUTS, EmbeddingsRequest
@@ -17,8 +17,6 @@ from lockgate.pipeline import RequestContext, TenantControls
 from lockgate.policy import Policy
 from lockgate.providers.embeddings import EmbeddingProvider, Embeddings
 from lockgate.providers.errors import ErrorKind, ProviderError
-
-log = logging.getLogger("lockgate.embeddings")
 
 
 class EmbeddingsService:
@@ -78,6 +76,7 @@ class EmbeddingsService:
         failures: list[ProviderError] = []
         for target in self._policy.embeddings[request.model].targets:
             ctx.attempts += 1
+            waited = time.perf_counter()
             try:
                 result = await self._providers[target.provider].embed(
                     request.inputs, target.model, request.dimensions
@@ -87,6 +86,8 @@ class EmbeddingsService:
                 if exc.kind is ErrorKind.REQUEST:
                     break
                 continue
+            finally:
+                ctx.upstream_s += time.perf_counter() - waited
             if len(result.vectors) != len(request.inputs):
                 failures.append(ProviderError("wrong number of vectors", kind=ErrorKind.RETRYABLE))
                 continue

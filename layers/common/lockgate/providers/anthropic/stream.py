@@ -21,6 +21,7 @@ class StreamTranslator:
         self._input = dict.fromkeys(INPUT_FIELDS, 0)
         self._completion_tokens = 0
         self._stop_reason: str | None = None
+        self._stop_sequence: str | None = None
         self.finished = False
 
     def feed(self, event: dict[str, Any]) -> ChatChunk | None:
@@ -72,9 +73,10 @@ class StreamTranslator:
         return None
 
     def _on_message_delta(self, event: dict[str, Any]) -> None:
-        stop_reason = (event.get("delta") or {}).get("stop_reason")
-        if stop_reason:
-            self._stop_reason = stop_reason
+        delta = event.get("delta") or {}
+        if delta.get("stop_reason"):
+            self._stop_reason = delta["stop_reason"]
+        self._stop_sequence = delta.get("stop_sequence") or self._stop_sequence
         self._count(event.get("usage"))
 
     def _on_message_stop(self) -> ChatChunk:
@@ -82,4 +84,5 @@ class StreamTranslator:
         return ChatChunk(
             finish_reason=finish_reason(self._stop_reason),
             usage=usage_from(self._input, self._completion_tokens),
+            stop_sequence=self._stop_sequence,
         )

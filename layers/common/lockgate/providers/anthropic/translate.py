@@ -41,7 +41,8 @@ def request_arguments(request: ChatRequest, model: str, default_max_tokens: int)
     """Keyword arguments for `messages.create`, minus `stream`.
 
     A client that spoke the Messages API gets its fields without a canonical form (server
-    tools' settings, `service_tier`, `container`, ...) passed on untouched in `extra_body`."""
+    tools' settings, `service_tier`, `container`, ...) passed on untouched in `extra_body`,
+    with the `anthropic-beta` header they may depend on in `extra_headers`."""
     blocks.single_choice(request, "Anthropic")
     system, messages = blocks.split_messages(request.messages, BLOCKS)
     arguments: dict[str, Any] = {
@@ -67,6 +68,8 @@ def request_arguments(request: ChatRequest, model: str, default_max_tokens: int)
     extra = sampling_arguments(request)
     if request.dialect == "anthropic":
         extra.update(request.native)
+        if request.native_headers:
+            arguments["extra_headers"] = dict(request.native_headers)
     if extra:
         arguments["extra_body"] = extra
     return arguments
@@ -198,6 +201,7 @@ def result_from(message: Any) -> ChatResult:
             message.usage.output_tokens or 0,
         ),
         tool_calls=tool_calls or None,
+        stop_sequence=getattr(message, "stop_sequence", None),
         thinking=thinking or None,
     )
 

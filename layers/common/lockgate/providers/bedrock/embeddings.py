@@ -1,9 +1,9 @@
 """Embeddings on Bedrock: Amazon Titan Text Embeddings and Cohere Embed, via `invoke_model`.
 
-Titan takes one text per call (run a few at a time, in threads); Cohere takes up to 96 texts
-per call. Both bodies are the models' own JSON, as Bedrock documents them. Titan reports its
-token count in the body; Cohere's count comes in the `X-Amzn-Bedrock-Input-Token-Count`
-response header.
+Titan takes one text per call, Cohere up to 96 texts; calls run a few at a time, in threads
+(boto3 blocks). Both bodies are the models' own JSON, as Bedrock documents them. Titan reports
+its token count in the body; Cohere's comes in the `X-Amzn-Bedrock-Input-Token-Count` response
+header.
 """
 
 from __future__ import annotations
@@ -20,15 +20,23 @@ from lockgate.providers.bedrock.provider import BedrockProvider, provider_error
 from lockgate.providers.embeddings import Embeddings, Inputs, texts_only
 
 COHERE_BATCH = 96
-TITAN_CONCURRENCY = 4
+CONCURRENCY = 4
+"""Calls in flight at once, each on a worker thread."""
 TOKEN_HEADER = "x-amzn-bedrock-input-token-count"
 
 
 class BedrockEmbeddings:
     def __init__(
-        self, name: str, config: BedrockProviderConfig, timeouts: Timeouts, *, client: Any = None
+        self,
+        name: str,
+        config: BedrockProviderConfig,
+        timeouts: Timeouts,
+        *,
+        client: Any = None,
+        concurrency: int = CONCURRENCY,
     ) -> None:
         self._runtime = BedrockProvider(name, config, timeouts, client=client)
+        self._gate = asyncio.Semaphore(concurrency)
 
     async def embed(self, inputs: Inputs, model: str, dimensions: int | None) -> Embeddings:
         texts = texts_only(inputs, "Bedrock")
@@ -47,13 +55,9 @@ class BedrockEmbeddings:
                 kind=errors.ErrorKind.TARGET,
                 code="unsupported_feature",
             )
-        gate = asyncio.Semaphore(TITAN_CONCURRENCY)
-
-        async def one(text: str) -> tuple[dict[str, Any], int]:
-            async with gate:
-                return await self._invoke(client, model, _titan_body(text, dimensions))
-
-        answers = await asyncio.gather(*(one(text) for text in texts))
+        answers = await asyncio.gather(
+            *(self._invoke(client, model, _titan_body(text, dimensions)) for text in texts)
+        )
         return Embeddings(
             [list(body["embedding"]) for body, _ in answers],
             sum(int(body.get("inputTextTokenCount") or tokens) for body, tokens in answers),
@@ -73,7 +77,8 @@ class BedrockEmbeddings:
             return json.loads(response["body"].read()), int(headers.get(TOKEN_HEADER) or 0)
 
         try:
-            return await asyncio.to_thread(call)
+            async with self._gate:
+                return await asyncio.to_thread(call)
         except (BotoCoreError, ClientError) as exc:
             raise provider_error(exc) from None
         except (ValueError, KeyError) as exc:

@@ -73,6 +73,9 @@ def model_fields(request: ChatRequest) -> dict[str, Any]:
     top_k = (request.model_extra or {}).get("top_k")
     if isinstance(top_k, int):
         fields["top_k"] = top_k
+    beta = request.native_headers.get("anthropic-beta")
+    if beta:  # Claude on Bedrock takes the Messages API's betas as a body field
+        fields["anthropic_beta"] = [b.strip() for b in beta.split(",") if b.strip()]
     return fields
 
 

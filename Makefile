@@ -57,11 +57,11 @@ bench-%: setup
 
 # Retrains the prompt-injection classifier shipped in lockgate/safety/model/.
 train-safety: setup
-	$(BIN)/python -m lockgate.safety.train
+	nice -n 10 $(BIN)/python -m lockgate.safety.train --cache .bench-cache
 
 # Retrains the semantic cache's verifier shipped in lockgate/cache/model/.
 train-cache-verifier: setup
-	$(BIN)/python -m lockgate.cache.train_verifier --cache .bench-cache
+	nice -n 10 $(BIN)/python -m lockgate.cache.train_verifier --cache .bench-cache
 
 # Offline synth; drop `-c skipBundling=true` to also build the dependency layer (needs PyPI).
 synth: setup

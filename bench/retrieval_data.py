@@ -8,7 +8,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,8 @@ class Collection:
     titles: dict[str, str]
     queries: dict[str, str]
     qrels: dict[str, set[str]]
+    answers: dict[str, str] = field(default_factory=dict)
+    """Per query, the answer's text where the collection gives one (xquad-en)."""
 
 
 def vaswani(root: Path = DATA / "vaswani-npl") -> Collection:
@@ -55,6 +57,7 @@ def xquad(path: Path = DATA / "xquad-en" / "xquad.en.json") -> Collection:
     titles: dict[str, str] = {}
     queries: dict[str, str] = {}
     qrels: dict[str, set[str]] = {}
+    answers: dict[str, str] = {}
     for article in data:
         for i, paragraph in enumerate(article["paragraphs"]):
             doc_id = f"{article['title']}#{i}"
@@ -63,7 +66,28 @@ def xquad(path: Path = DATA / "xquad-en" / "xquad.en.json") -> Collection:
             for qa in paragraph["qas"]:
                 queries[qa["id"]] = qa["question"]
                 qrels[qa["id"]] = {doc_id}
-    return Collection("xquad-en", docs, titles, queries, qrels)
+                answers[qa["id"]] = qa["answers"][0]["text"]
+    return Collection("xquad-en", docs, titles, queries, qrels, answers)
+
+
+def stackfaq(
+    path: Path = DATA.parent / "question-pairs" / "stackfaq" / "threads.jsonl",
+) -> Collection:
+    """Stack Exchange Web Apps threads as help pages (title = the question, body = its
+    answers) and the crowd's rephrasings as users' questions; the gold page is the thread."""
+    docs: dict[str, str] = {}
+    titles: dict[str, str] = {}
+    queries: dict[str, str] = {}
+    qrels: dict[str, set[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        thread = json.loads(line)
+        doc_id = thread["thread"]
+        docs[doc_id] = "\n\n".join(thread["answers"])
+        titles[doc_id] = thread["question"]
+        for i, question in enumerate(thread["rephrasings"]):
+            queries[f"{doc_id}-{i}"] = question
+            qrels[f"{doc_id}-{i}"] = {doc_id}
+    return Collection("stackfaq", docs, titles, queries, qrels)
 
 
 def ndcg_at(ranked: Sequence[str], relevant: set[str], k: int = 10) -> float:

@@ -27,7 +27,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from lockgate.cache.near_misses import Pair, near_misses
-from lockgate.cache.train_verifier import banking_questions, intent_pairs, static_intents
+from lockgate.cache.train_verifier import (
+    banking_questions,
+    intent_pairs,
+    read_jsonl,
+    static_intents,
+)
 from lockgate.embeddings.local import MiniLMEmbedder
 
 DATA = Path("/work/shared/data")
@@ -35,10 +40,6 @@ CACHE_DIR = Path(__file__).resolve().parents[1] / ".bench-cache"
 SEED = 7
 ORDINARY_PER_SET = 3000
 ADVERSARIAL_QUESTIONS = 400
-
-
-def read_jsonl(path: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 def stackfaq_pairs() -> list[Pair]:

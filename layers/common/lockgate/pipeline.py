@@ -187,7 +187,7 @@ class Gateway:
             cached = await self._lookup(admitted, ctx, control)
             if cached is not None:
                 return cached.result
-            grounded, found = await self._ground(admitted, ctx)
+            grounded = await self._ground(admitted, ctx)
             if grounded.answer is not None:
                 return grounded.answer
             waited = time.perf_counter()
@@ -203,7 +203,7 @@ class Gateway:
             if answer.attempts == 1:
                 self.router.latency.observe(answer.target, ctx.upstream_s)
             ctx.usage = answer.result.usage
-            answer.result.sources = found
+            answer.result.sources = grounded.sources
             grounded.check(answer.result)
             await self._store(admitted, ctx, control, answer.result)
             return answer.result
@@ -223,7 +223,7 @@ class Gateway:
             cached = await self._lookup(admitted, ctx, control)
             if cached is not None:
                 return self._accounted(_replay(cached.result), admitted, ctx)
-            grounded, found = await self._ground(admitted, ctx)
+            grounded = await self._ground(admitted, ctx)
             if grounded.answer is not None:
                 return self._accounted(_replay(grounded.answer), admitted, ctx)
             waited = time.perf_counter()
@@ -241,7 +241,7 @@ class Gateway:
         ctx.model, ctx.attempts = live.target.key, live.attempts
         if live.attempts == 1:
             self.router.latency.observe(live.target, ctx.upstream_s)
-        relay = self._relay(live, admitted, ctx, control, found)
+        relay = self._relay(live, admitted, ctx, control, grounded.sources)
         return self._accounted(relay, admitted, ctx)
 
     async def _accounted(
@@ -313,15 +313,13 @@ class Gateway:
             ctx.tenant.id, binding.collection
         )
 
-    async def _ground(
-        self, admitted: _Admitted, ctx: RequestContext
-    ) -> tuple[_Grounded, Sources | None]:
+    async def _ground(self, admitted: _Admitted, ctx: RequestContext) -> _Grounded:
         """The request with retrieved sources in it, or the answer given without a model:
         "I don't know" when nothing relevant was found (and the binding says so), or the
         extractive answer when the binding asks for one."""
         binding = admitted.rag
         if binding is None or self.rag is None or ctx.tenant is None:
-            return _Grounded(admitted.request), None
+            return _Grounded(admitted.request)
         query = retrieval_query(admitted.request)
         chunks = await self.rag.retriever.retrieve(
             ctx.tenant.id,
@@ -337,7 +335,7 @@ class Gateway:
             ctx.extra_headers.update(checked.headers)
         if not chunks and binding.when_nothing_found == "dont_know":
             empty = Sources(answer_mode="dont_know")
-            return _Grounded(admitted.request, answer=dont_know_result(empty)), empty
+            return _Grounded(admitted.request, sources=empty, answer=dont_know_result(empty))
         request, used = grounded_request(
             admitted.request, chunks, max_context_tokens=binding.context_tokens
         )
@@ -350,12 +348,12 @@ class Gateway:
             context_tokens=context_tokens(used),
             context_budget=binding.context_tokens,
         )
-        grounded = _Grounded(request, query, used, fallback=mode == "auto")
+        grounded = _Grounded(request, found, query, used, fallback=mode == "auto")
         if mode == "extract" and used:
             grounded.answer = ChatResult(
                 text=extractive_answer(query, used), finish_reason="stop", sources=found
             )
-        return grounded, found
+        return grounded
 
     def _local_model(self, route: Route) -> bool:
         """Whether the route's first choice is the bundled model, too small to compose a
@@ -517,6 +515,8 @@ class _Collected:
 @dataclass(slots=True)
 class _Grounded:
     request: ChatRequest
+    sources: Sources | None = None
+    """What the response's `lockgate` extension reports; None without a collection."""
     query: str = ""
     used: list[RetrievedChunk] = field(default_factory=list)
     answer: ChatResult | None = None

@@ -125,8 +125,10 @@ class SafetyPolicy(_Strict):
     max_prompt_tokens: int | None = Field(default=None, ge=1)
     injection_action: Literal["block", "flag", "strip", "off"] = Field(
         default="flag",
-        description="flag by default: the classifier also scores some plain imperative "
-        "requests as attacks, so blocking is for aliases that take only questions",
+        description="flag by default: on held-out public prompts it flags 0.8 % of benign "
+        "ones but more of short non-English questions and of prompts full of trigger words, "
+        "and catches half of the attacks (bench/results/safety.md); block suits aliases that "
+        "take only questions",
     )
     injection_threshold: float | None = Field(default=None, ge=0, le=1)
     redact_prompts: bool = Field(default=False, description="mask PII before it leaves")

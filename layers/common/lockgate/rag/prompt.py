@@ -20,8 +20,9 @@ from lockgate.chat import ChatChunk, ChatMessage, ChatRequest, ChatResult, Usage
 from lockgate.rag.model import RetrievedChunk, Sources
 
 DONT_KNOW = "I don't know: the available documents do not answer that question."
-DEFAULT_CONTEXT_TOKENS = 700
-"""Room for sources in the prompt; SmolLM2 loses the thread well before its 8k window."""
+DEFAULT_CONTEXT_TOKENS = 1200
+"""Room for sources in the prompt (`RagBinding.context_tokens`): five 200-token chunks with their
+labels, so `top_k: 5` cites five; SmolLM2 loses the thread well before its 8k window."""
 
 SYSTEM_RULES = (
     "You answer questions using only the numbered sources in the user's message.\n"

@@ -1,19 +1,20 @@
-"""Trains the injection classifier from the public set, reproducibly, in about a minute.
+"""Trains the injection classifier from licence-permissive public prompts, reproducibly.
 
-    python -m lockgate.safety.train [--data DIR] [--out DIR]
+    python -m lockgate.safety.train [--data DIR] [--out DIR] [--cache DIR]
 
-Reads only the training split (`train.jsonl`) of deepset/prompt-injections; the test split is
-for `bench.safety`. Steps: embed every text with the bundled MiniLM; fit two L2-regularised
-logistic regressions with plain gradient descent (numpy, fixed seed, fixed iterations); pick
-thresholds from 5-fold out-of-fold scores on the training split only:
+Reads only the training sources of `lockgate.safety.corpus` (attacks: deepset train, PALLMs;
+benign: role-play, system prompts, imperative tasks, code, constrained instructions, trigger
+words and non-English first turns); the held-out sources are for `bench.safety`. Long texts
+are split into the detector's own windows. Steps: embed every window with the bundled MiniLM;
+fit two class-balanced L2-regularised logistic regressions with plain gradient descent (numpy,
+fixed seed, fixed iterations); pick thresholds from 5-fold out-of-fold scores:
 
-- the full classifier's threshold is the 98th percentile of benign out-of-fold scores, i.e. the
-  target of at most 2 % benign prompts blocked;
+- the full classifier's threshold is the `BENIGN_QUANTILE` of benign out-of-fold scores, i.e.
+  the target of at most 1 % of benign training prompts flagged;
 - the fast classifier lets a text through without embedding it below the score that at most
-  1 % of out-of-fold injections fall under;
+  `FAST_MISS` of out-of-fold attacks fall under;
 - the similarity layer fires when a text's nearest known attack is at least 0.8 cosine away and
-  nearer than its nearest benign training prompt (the set has benign prompts on the same topics
-  as attacks, some at 0.97 cosine, so a bare threshold would either never fire or misfire).
+  nearer than its nearest benign training prompt.
 """
 
 from __future__ import annotations
@@ -24,35 +25,59 @@ import hashlib
 import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from lockgate.safety import corpus
 from lockgate.safety.features import ngram_features, normalise, rule_features
+from lockgate.safety.injection import windows
 from lockgate.safety.model import MODEL_DIR, InjectionModel
 
-DEFAULT_DATA = Path(__file__).resolve().parents[4] / "tests" / "fixtures" / "prompt-injection"
 SEED = 0
 FOLDS = 5
 L2 = 3e-4
 ITERATIONS = 400
 LEARNING_RATE = 4.0
-BENIGN_QUANTILE = 0.98
+BENIGN_QUANTILE = 0.99
 FAST_MISS = 0.01
 MIN_SIMILARITY = 0.8
 
 Matrix = npt.NDArray[np.float32]
 
 
-def load_split(path: Path) -> tuple[list[str], npt.NDArray[np.float32]]:
-    texts, labels = [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        texts.append(str(row["text"]))
-        labels.append(float(row["label"]))
-    return texts, np.array(labels, dtype=np.float32)
+def training_windows(data: Path) -> tuple[list[str], npt.NDArray[np.float32], list[str]]:
+    """(window texts, labels, sources): benign texts in the detector's windows, each attack as
+    its first window (the rest of a long attack may read as ordinary text)."""
+    texts, labels, sources = [], [], []
+    for prompt in corpus.load("train", data):
+        parts = windows(prompt.text)
+        for part in parts[:1] if prompt.attack else parts:
+            texts.append(part)
+            labels.append(1.0 if prompt.attack else 0.0)
+            sources.append(prompt.source)
+    return texts, np.array(labels, dtype=np.float32), sources
+
+
+def embed(texts: Sequence[str], cache: Path | None) -> tuple[Matrix, str, int]:
+    """MiniLM vectors, from `cache` when the same model embedded the same texts before."""
+    from lockgate.embeddings.local import MiniLMEmbedder
+
+    embedder = MiniLMEmbedder()
+    digest = hashlib.sha256(json.dumps([embedder.name, list(texts)]).encode()).hexdigest()[:16]
+    path = cache / f"safety-{digest}.npy" if cache is not None else None
+    if path is not None and path.exists():
+        vectors = np.load(path)
+    else:
+        vectors = asyncio.run(embedder.embed(list(texts)))
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, vectors)
+    embedder.close()
+    return vectors.astype(np.float32), embedder.name, embedder.dimensions
 
 
 def text_features(texts: Sequence[str]) -> Matrix:
@@ -65,12 +90,15 @@ def text_features(texts: Sequence[str]) -> Matrix:
 
 
 def fit(x: Matrix, y: npt.NDArray[np.float32]) -> tuple[Matrix, float]:
-    """Logistic regression by full-batch gradient descent: deterministic, no dependencies."""
+    """Class-balanced logistic regression by full-batch gradient descent: deterministic, no
+    dependencies. Balanced because benign windows outnumber attacks about fifteen to one."""
     w = np.zeros(x.shape[1], dtype=np.float32)
     b = np.float32(0.0)
+    positive = max(float(y.mean()), 1e-6)
+    weight = np.where(y == 1, 0.5 / positive, 0.5 / (1 - positive)).astype(np.float32)
     for _ in range(ITERATIONS):
         p = _sigmoid(x @ w + b)
-        g = (p - y).astype(np.float32)
+        g = ((p - y) * weight).astype(np.float32)
         w -= np.float32(LEARNING_RATE) * (x.T @ g / np.float32(len(y)) + np.float32(L2) * w)
         b -= np.float32(LEARNING_RATE) * g.mean()
     return w, float(b)
@@ -92,15 +120,10 @@ def _sigmoid(z: Matrix) -> Matrix:
     return out
 
 
-def train(data: Path, out: Path) -> dict[str, object]:
-    from lockgate.embeddings.local import MiniLMEmbedder
-
+def train(data: Path, out: Path, cache: Path | None = None) -> dict[str, object]:
     started = time.perf_counter()
-    source = data / "train.jsonl"
-    texts, y = load_split(source)
-    embedder = MiniLMEmbedder()
-    vectors = asyncio.run(embedder.embed(texts))
-    embedder.close()
+    texts, y, sources = training_windows(data)
+    vectors, embedder_name, dimensions = embed(texts, cache)
     fast_x = text_features(texts)
     full_x = np.hstack([vectors, fast_x]).astype(np.float32)
 
@@ -123,18 +146,18 @@ def train(data: Path, out: Path) -> dict[str, object]:
         threshold=threshold,
         fast_pass_below=fast_pass_below,
         similarity_threshold=similarity_threshold,
-        embedder=embedder.name,
-        dimensions=embedder.dimensions,
+        embedder=embedder_name,
+        dimensions=dimensions,
     )
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "injection.npz")
     caught = full_oof >= threshold
     card: dict[str, object] = {
-        "dataset": "deepset/prompt-injections (Apache-2.0), train split only",
-        "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
-        "rows": len(y),
-        "injections": int(y.sum()),
-        "embedder": embedder.name,
+        "training_sources": dict(sorted(Counter(sources).items())),
+        "texts_sha256": hashlib.sha256("\0".join(texts).encode()).hexdigest(),
+        "windows": len(y),
+        "attacks": int(y.sum()),
+        "embedder": embedder_name,
         "hyperparameters": {
             "l2": L2,
             "iterations": ITERATIONS,
@@ -162,13 +185,14 @@ def train(data: Path, out: Path) -> dict[str, object]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lockgate.safety.train", description=__doc__)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=corpus.DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=MODEL_DIR)
+    parser.add_argument("--cache", type=Path, default=None, help="embedding cache directory")
     args = parser.parse_args(argv)
-    if not (args.data / "train.jsonl").is_file():
-        print(f"no train.jsonl in {args.data}", file=sys.stderr)
+    if not (args.data / "benign-prompts").is_dir():
+        print(f"no benign-prompts/ in {args.data}", file=sys.stderr)
         return 2
-    print(json.dumps(train(args.data, args.out), indent=2))
+    print(json.dumps(train(args.data, args.out, args.cache), indent=2))
     return 0
 
 

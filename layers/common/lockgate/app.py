@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         try:
             await gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
         except Exception as exc:
-            return _error_response(request, to_gateway_error(exc, ctx.request_id), ctx)
+            return _failure(request, exc, ctx)
         names = gateway.router.model_names
         if container.embeddings is not None:
             names = [*names, *container.embeddings.model_names]
@@ -123,7 +123,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         except ValueError as exc:
             return _error_response(request, bad_request(str(exc), param="period"), ctx)
         except Exception as exc:
-            return _error_response(request, to_gateway_error(exc, ctx.request_id), ctx)
+            return _failure(request, exc, ctx)
         return json_response(summary, headers=ctx.headers())
 
     @app.delete("/v1/cache")
@@ -136,7 +136,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
                 raise GatewayError(404, "Caching is not configured.", code="cache_disabled")
             removed = await gateway.cache.purge(tenant.id, alias)
         except Exception as exc:
-            return _error_response(request, to_gateway_error(exc, ctx.request_id), ctx)
+            return _failure(request, exc, ctx)
         return json_response({"purged": removed, "alias": alias}, headers=ctx.headers())
 
     async def chat(request: Request, wire: Wire) -> Response:
@@ -153,7 +153,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             result = await gateway.complete(chat, ctx, control)
             response = json_response(wire.body(result, _model(ctx)), headers=ctx.headers())
         except Exception as exc:
-            response = _error_response(request, to_gateway_error(exc, ctx.request_id), ctx)
+            response = _failure(request, exc, ctx)
         log_request(_fields(wire.path, ctx, response.status_code), started)
         return response
 
@@ -183,7 +183,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             await turn.remember(answer)
             response = json_response(answer, headers=ctx.headers())
         except Exception as exc:
-            response = _error_response(request, to_gateway_error(exc, ctx.request_id), ctx)
+            response = _failure(request, exc, ctx)
         log_request(_fields(path, ctx, response.status_code), started)
         return response
 
@@ -199,7 +199,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             answer = embeddings_body(result, model=body.model, encoding=body.encoding_format)
             response = json_response(answer, headers=ctx.headers())
         except Exception as exc:
-            response = _error_response(request, to_gateway_error(exc, ctx.request_id), ctx)
+            response = _failure(request, exc, ctx)
         log_request(_fields("/v1/embeddings", ctx, response.status_code), started)
         return response
 
@@ -217,7 +217,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             else:
                 body = await stored_response(store, tenant.id, response_id)
         except Exception as exc:
-            return _error_response(request, to_gateway_error(exc, ctx.request_id), ctx)
+            return _failure(request, exc, ctx)
         return json_response(body, headers=ctx.headers())
 
     # The chat routes are the hot path: mounted as plain Starlette routes, they skip FastAPI's
@@ -358,6 +358,10 @@ def _error_response(request: Request, error: GatewayError, ctx: RequestContext) 
         ctx.outcome = error.code or error.type
     headers = {**ctx.headers(), **error.headers}
     return json_response(_wire_for(request.url.path).error_body(error), error.status, headers)
+
+
+def _failure(request: Request, exc: Exception, ctx: RequestContext) -> Response:
+    return _error_response(request, to_gateway_error(exc, ctx.request_id), ctx)
 
 
 def _wire_for(path: str) -> Wire:

@@ -35,6 +35,7 @@ from lockgate.routing.router import Router
 from lockgate.safety.guard import InjectionGuard
 from lockgate.safety.injection import InjectionDetector
 from lockgate.settings import Settings
+from lockgate.stores.embedded.journal import Journal
 from lockgate.stores.ports import KeyStore, VectorIndex
 from lockgate.stores.responses import ResponseStore
 from lockgate.tenants.auth import ApiGatewayAuthenticator, Authenticator, KeyStoreAuthenticator
@@ -209,6 +210,9 @@ class Container:
         return self.stores.keys
 
     async def start(self) -> None:
+        recovered = await self.ledger.recover()
+        if recovered:
+            log.warning("usage of %d requests recovered from the journal", recovered)
         for load in self.loaders:
             await asyncio.to_thread(load)
         for begin in self.starters:
@@ -259,7 +263,8 @@ def build(settings: Settings) -> Container:
         else KeyStoreAuthenticator(stores.keys)
     )
     directory = TenantDirectory(stores.tenants, stores.keys)
-    ledger = UsageLedger(stores.usage, policy.prices, directory)
+    journal = Journal(settings.data_dir / "usage-journal") if settings.backend != "aws" else None
+    ledger = UsageLedger(stores.usage, policy.prices, directory, journal=journal)
     gateway = Gateway(
         auth,
         Router(policy),
@@ -277,6 +282,8 @@ def build(settings: Settings) -> Container:
         on_revoke=gateway.recent.forget,
     )
     stores.closers.append(embedder.close)
+    if journal is not None:
+        stores.closers.append(journal.close)
     container = Container(
         settings,
         policy,

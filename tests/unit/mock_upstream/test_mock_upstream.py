@@ -545,3 +545,22 @@ async def test_many_concurrent_requests(oai: openai.AsyncOpenAI) -> None:
         *(oai.chat.completions.create(model=f"load-{i % 4}", messages=USER) for i in range(64))
     )
     assert {r.model for r in replies} == {"load-0", "load-1", "load-2", "load-3"}
+
+
+async def test_wrong_type_answers_an_html_page(base_url: str, http: aiohttp.ClientSession) -> None:
+    """A misconfigured proxy's 200: not JSON, not SSE, in either format."""
+    for path in ("/v1/chat/completions", "/v1/messages"):
+        async with http.post(
+            f"{base_url}{path}",
+            json={"model": "m+wrong_type", "messages": USER, "stream": True, "max_tokens": 5},
+            headers={"authorization": "Bearer k", "x-api-key": "k"},
+        ) as response:
+            assert response.status == 200
+            assert response.headers["content-type"].startswith("text/html")
+            assert (await response.read()).startswith(b"<html>")
+
+
+async def test_payment_required_is_a_status_like_any_other(oai: openai.AsyncOpenAI) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        await oai.chat.completions.create(model="m+status=402", messages=USER)
+    assert caught.value.status_code == 402

@@ -10,6 +10,7 @@ import time
 import pytest
 from lockgate.policy import IngestionPolicy
 from lockgate.rag.errors import DocumentTooLarge, IngestQuotaExceeded
+from lockgate.rag.ingest import IngestionService
 from lockgate.rag.parsing import DocumentParser
 
 from tests.support.hostile_documents import (
@@ -97,13 +98,18 @@ async def test_two_megabytes_of_text_are_refused_by_the_chunk_limit(rag: Rag) ->
 
 
 async def test_uploads_beyond_the_hourly_quota_are_refused(rag: Rag) -> None:
-    rag.service.parser.limits = IngestionPolicy(uploads_per_hour=2)
-    rag.service._quota._limits = rag.service.parser.limits
+    service = IngestionService(
+        rag.documents,
+        rag.text,
+        rag.vectors,
+        rag.embedder,
+        parser=DocumentParser(IngestionPolicy(uploads_per_hour=2), isolated=False),
+    )
     for n in range(2):
-        await rag.service.ingest("acme", "kb", f"upload://{n}.txt", b"text", upload=True)
+        await service.ingest("acme", "kb", f"upload://{n}.txt", b"text", upload=True)
     with pytest.raises(IngestQuotaExceeded) as caught:
-        await rag.service.ingest("acme", "kb", "upload://3.txt", b"text", upload=True)
+        await service.ingest("acme", "kb", "upload://3.txt", b"text", upload=True)
     assert 1 <= caught.value.retry_after <= 3600
     # Another tenant, and files from the operator (folders, the CLI), are not affected.
-    await rag.service.ingest("other", "kb", "upload://1.txt", b"text", upload=True)
-    await rag.service.ingest("acme", "kb", "file:///4.txt", b"text")
+    await service.ingest("other", "kb", "upload://1.txt", b"text", upload=True)
+    await service.ingest("acme", "kb", "file:///4.txt", b"text")

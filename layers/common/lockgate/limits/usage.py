@@ -5,7 +5,9 @@ summary and the budget check are then single reads, in SQLite and DynamoDB alike
 
 Records are added up in memory and written in one batch every `FLUSH_EVERY_S`: a write per
 request was the largest cost of serving one. Reads in this process include what is not written
-yet, so budgets stay exact here; other processes see it within the flush interval.
+yet, so budgets stay exact here; other processes see it within the flush interval. With a
+`journal` (the embedded shape), each record is appended to it first, so a killed process loses
+nothing: `recover` replays what it left at the next start.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lockgate.limits.budgets import BudgetStatus, budget_status, month_of
 from lockgate.limits.ports import UsageStore, UsageTotals
@@ -24,6 +28,9 @@ from lockgate.policy import Price
 from lockgate.stores.offload import offload
 from lockgate.tenants.directory import TenantDirectory
 from lockgate.tenants.models import Budget
+
+if TYPE_CHECKING:
+    from lockgate.stores.embedded.journal import Journal
 
 log = logging.getLogger("lockgate.usage")
 
@@ -54,7 +61,10 @@ class UsageLedger:
         directory: TenantDirectory | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        journal: Journal | None = None,
     ) -> None:
+        self._journal = journal
+        self._sealed: list[Path] = []
         self._store = store
         self._prices = prices
         self._directory = directory
@@ -114,6 +124,8 @@ class UsageLedger:
             dims.append(f"alias:{alias}")
         if key_id:
             dims.append(f"key:{key_id}")
+        if self._journal is not None:
+            self._journal.append([tenant_id, event.period, dims, totals.as_dict()])
         _add(
             self._pending.setdefault((tenant_id, event.period, tuple(dims)), UsageTotals()), totals
         )
@@ -131,12 +143,37 @@ class UsageLedger:
         batch, self._pending = self._pending, {}
         if not batch:
             return
+        if self._journal is not None:
+            self._sealed.append(self._journal.seal())
         try:
             await offload(self._write, batch)
         except Exception:
             log.exception("usage flush failed; %d rows kept for the next one", len(batch))
             for key, totals in batch.items():
                 _add(self._pending.setdefault(key, UsageTotals()), totals)
+            return
+        if self._journal is not None:
+            for sealed in self._sealed:
+                self._journal.release(sealed)
+        self._sealed.clear()
+
+    async def recover(self) -> int:
+        """Stores what a killed process had journaled but not written; returns how many
+        records. Run once at start, before the first request."""
+        if self._journal is None:
+            return 0
+        recovered = 0
+        for sealed, records in self._journal.leftovers():
+            batch: dict[tuple[str, str, tuple[str, ...]], UsageTotals] = {}
+            for tenant_id, period, dims, totals in records:
+                _add(
+                    batch.setdefault((tenant_id, period, tuple(dims)), UsageTotals()),
+                    UsageTotals(**totals),
+                )
+            await asyncio.to_thread(self._write, batch)
+            self._journal.release(sealed)
+            recovered += len(records)
+        return recovered
 
     def _write(self, batch: dict[tuple[str, str, tuple[str, ...]], UsageTotals]) -> None:
         for (tenant_id, period, dims), totals in batch.items():

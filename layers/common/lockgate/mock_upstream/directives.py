@@ -10,6 +10,7 @@ the mock from inside a test, a benchmark or a user's config.
 ``fail_first=N``       only the first N requests with this exact model string misbehave (with
                        no other fault given they fail with 500); later ones are answered
 ``timeout``            accept the request and never answer
+``wrong_type``         answer 200 with an HTML page (``text/html``), as a misconfigured proxy does
 ``stall_after=N``      stream N content chunks, then nothing (non-streaming: ``timeout``)
 ``cut_after=N``        stream N content chunks, then close the connection mid-body
                        (non-streaming: close it without a response)
@@ -53,6 +54,7 @@ class Fault:
     timeout: bool = False
     stream_fault: StreamFault | None = None
     after: int = 0
+    wrong_type: bool = False
 
 
 NO_FAULT = Fault()
@@ -67,6 +69,7 @@ class Directives:
     retry_after: float | None = None
     fail_first: int | None = None
     timeout: bool = False
+    wrong_type: bool = False
     stall_after: int | None = None
     cut_after: int | None = None
     malformed_after: int | None = None
@@ -86,9 +89,10 @@ class Directives:
             return NO_FAULT
         kind, after = self._stream_fault() or (None, 0)
         status = self.status
-        if status is None and self.fail_first is not None and not self.timeout and kind is None:
+        quiet = not self.timeout and not self.wrong_type and kind is None
+        if status is None and self.fail_first is not None and quiet:
             status = 500
-        return Fault(status, self.timeout, kind, after)
+        return Fault(status, self.timeout, kind, after, self.wrong_type)
 
     def _stream_fault(self) -> tuple[StreamFault, int] | None:
         """The first of stall, cut, malformed and error that is requested (in that order)."""
@@ -107,7 +111,7 @@ _INT_KEYS = frozenset(
     {"fail_first", "stall_after", "cut_after", "malformed_after", "error_after", "tokens"}
 )
 _FLOAT_KEYS = frozenset({"retry_after", "latency_ms", "ttft_ms", "tps"})
-_FLAG_KEYS = frozenset({"timeout"})
+_FLAG_KEYS = frozenset({"timeout", "wrong_type"})
 KNOWN_KEYS = frozenset({"status"}) | _INT_KEYS | _FLOAT_KEYS | _FLAG_KEYS
 
 

@@ -36,6 +36,7 @@ _ANTHROPIC: Wire = AnthropicWire()
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 _MAX_BODY_BYTES = 64 * 1024 * 1024
+_PROXY_PAGE = b"<html><body><h1>Welcome</h1><p>This is not an API.</p></body></html>"
 _HOLD_POLL_S = 0.05
 _RECORDED = 256
 """Request bodies kept for ``GET /_mock/requests``."""
@@ -164,6 +165,8 @@ class _MockServer:
             return _error(wire, fault.status, message, directives.retry_after)
         if fault.timeout:
             return await self._hang(request)
+        if fault.wrong_type:
+            return web.Response(body=_PROXY_PAGE, headers={"Content-Type": "text/html"})
         return await self._answer(request, wire, body, model, timing, fault)
 
     async def _answer(

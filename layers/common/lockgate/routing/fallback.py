@@ -155,6 +155,7 @@ class FallbackExecutor:
     ) -> tuple[Target, ChatChunk, AsyncIterator[ChatChunk]] | None:
         async for target, remaining in self._attempts(plan):
             chunks = aiter(self._providers[target.provider].stream(request, target.model))
+            started = self._clock()
             try:
                 async with asyncio.timeout(min(plan.timeouts.first_token_s, remaining)):
                     first = await anext(chunks)
@@ -167,7 +168,9 @@ class FallbackExecutor:
                 continue
             except ProviderError as exc:
                 await _close(chunks)
-                self._failed(plan, target, exc)
+                shortest = min(plan.timeouts.connect_s, plan.timeouts.first_token_s, remaining)
+                elapsed = self._clock() - started
+                self._failed(plan, target, errors.unless_too_soon(exc, elapsed, shortest))
                 self._raise_if_final(plan)
                 continue
             except Exception as exc:

@@ -107,7 +107,7 @@ class SqliteTextIndex:
 
     def _upsert(self, records: Sequence[TextRecord]) -> None:
         with self._lock, self._db:
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             for record in records:
                 self._remove(record.namespace, record.id)
                 cursor = self._db.execute(
@@ -145,13 +145,13 @@ class SqliteTextIndex:
 
     def _delete(self, ids: list[str], namespace: str) -> None:
         with self._lock, self._db:
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             for id_ in ids:
                 self._remove(namespace, id_)
 
     def _delete_prefix(self, prefix: str) -> int:
         with self._lock, self._db:
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             rows = self._db.execute(
                 "SELECT rowid FROM rag_text WHERE substr(namespace, 1, ?) = ?",
                 (len(prefix), prefix),

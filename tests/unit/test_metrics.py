@@ -104,7 +104,8 @@ def test_emf_documents_use_the_dashboard_names() -> None:
     first = docs[0]
     directive = first["_aws"]["CloudWatchMetrics"][0]
     assert first["_aws"]["Timestamp"] == 1_800_000_000_000
-    assert directive["Namespace"] == "Lockgate" and directive["Dimensions"] == [["alias"]]
+    # Per alias, and summed over all aliases: what the stack's alarms read.
+    assert directive["Namespace"] == "Lockgate" and directive["Dimensions"] == [["alias"], []]
     names = {m["Name"] for m in directive["Metrics"]}
     assert names == {
         "Requests",

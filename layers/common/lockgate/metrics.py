@@ -245,7 +245,7 @@ class EmfMetrics:
             doc["FirstTokenLatency"] = float(fields["first_token_ms"])
             metrics.append({"Name": "FirstTokenLatency", "Unit": "Milliseconds"})
         directives: list[dict[str, Any]] = [
-            {"Namespace": NAMESPACE, "Dimensions": [["alias"]], "Metrics": metrics}
+            {"Namespace": NAMESPACE, "Dimensions": [["alias"], []], "Metrics": metrics}
         ]
         if status >= 400:
             doc["status_class"], doc["Errors"] = status_class(status), 1

@@ -142,9 +142,10 @@ async def aws(
     is itself one document at a time under its own memory limit).
 
     Reads `LOCKGATE_DOCUMENTS_TABLE`, `LOCKGATE_OPENSEARCH_URL`, `LOCKGATE_OPENSEARCH_AUTH`
-    (sigv4|none), `LOCKGATE_RAG_TEXT_INDEX` and `LOCKGATE_RAG_VECTOR_INDEX`."""
+    (sigv4|none), `LOCKGATE_OPENSEARCH_SERVICE` (es|aoss), `LOCKGATE_OPENSEARCH_REPLICAS`,
+    `LOCKGATE_RAG_TEXT_INDEX` and `LOCKGATE_RAG_VECTOR_INDEX`."""
     from lockgate.stores.aws.documents import DynamoDocumentStore
-    from lockgate.stores.opensearch.client import OpenSearchConfig, connect
+    from lockgate.stores.opensearch.client import DEFAULT_REPLICAS, OpenSearchConfig, connect
     from lockgate.stores.opensearch.text_index import OpenSearchTextIndex
     from lockgate.stores.opensearch.vectors import OpenSearchVectorIndex
 
@@ -156,11 +157,16 @@ async def aws(
     auth = env.get("LOCKGATE_OPENSEARCH_AUTH", "sigv4")
     if auth not in ("sigv4", "none"):
         raise ValueError("LOCKGATE_OPENSEARCH_AUTH must be sigv4 or none")
+    service = env.get("LOCKGATE_OPENSEARCH_SERVICE", "es")
+    if service not in ("es", "aoss"):
+        raise ValueError("LOCKGATE_OPENSEARCH_SERVICE must be es or aoss")
     client = connect(
         OpenSearchConfig(
             url=env["LOCKGATE_OPENSEARCH_URL"],
             auth="sigv4" if auth == "sigv4" else "none",
             region=env.get("AWS_REGION"),
+            service="aoss" if service == "aoss" else "es",
+            replicas=env.get("LOCKGATE_OPENSEARCH_REPLICAS") or DEFAULT_REPLICAS,
         )
     )
     text_index = OpenSearchTextIndex(client, env.get("LOCKGATE_RAG_TEXT_INDEX", DEFAULT_TEXT_INDEX))

@@ -261,8 +261,8 @@ class SearchCollection(Construct):
             standby_replicas="DISABLED",
             description="Lockgate RAG indexes and semantic cache",
         )
-        self.collection.add_dependency(encryption)
-        self.collection.add_dependency(network)
+        self.collection.add_resource_dependency(encryption)
+        self.collection.add_resource_dependency(network)
 
     @property
     def environment(self) -> dict[str, str]:

@@ -170,15 +170,20 @@ class DynamoTenantStore:
             if name and not existing.name and existing.tenant_id == tenant.id:
                 self._put_record(existing.model_copy(update={"name": name}))
             return
-        self.put_key(
-            ApiKeyRecord(
-                key_id=generate_key_id(),
-                tenant_id=tenant.id,
-                key_hash=key_hash,
-                name=name,
-                created_at=self._clock(),
+        try:
+            self.put_key(
+                ApiKeyRecord(
+                    key_id=generate_key_id(),
+                    tenant_id=tenant.id,
+                    key_hash=key_hash,
+                    name=name,
+                    created_at=self._clock(),
+                )
             )
-        )
+        except ValueError:
+            # Two cold starts adding the same install key: the other one's write won.
+            if self.key_by_hash(key_hash) is None:
+                raise
 
     def count(self) -> int:
         """Keys that still work. A scan: for the first-start check, not the request path."""

@@ -174,3 +174,33 @@ async def test_leaving_a_stream_early_closes_the_upstream_connection() -> None:
             await asyncio.wait_for(disconnected.wait(), 3)
         finally:
             await adapter.aclose()
+
+
+async def test_requests_go_through_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A recording HTTP proxy on 127.0.0.1 stands in for a corporate proxy: the upstream's
+    host does not even resolve, so only the proxy can have answered."""
+    seen: list[str] = []
+
+    async def proxy(request: web.Request) -> web.Response:
+        seen.append(str(request.url))
+        body = {"choices": [{"message": {"content": "via proxy"}, "finish_reason": "stop"}]}
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", proxy)
+    async with serve(app) as url:
+        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", url)
+        config = OpenAIProviderConfig(
+            kind="openai", base_url="http://upstream.invalid/v1", api_key="k"
+        )
+        adapter = OpenAIProvider("proxied", config, Timeouts())
+        try:
+            result = await adapter.complete(chat(), "m")
+        finally:
+            await adapter.aclose()
+    assert result.text == "via proxy"
+    assert seen and seen[0].endswith("/v1/chat/completions")

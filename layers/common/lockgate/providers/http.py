@@ -19,6 +19,8 @@ from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 from lockgate.policy import Timeouts
 from lockgate.providers import errors
@@ -128,12 +130,15 @@ class HttpUpstream:
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
+            proxy, proxy_auth = _proxy_for(self._base_url)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers=self._headers,
                 timeout=self._timeout,
                 skip_auto_headers=("User-Agent",),
                 cookie_jar=aiohttp.DummyCookieJar(),  # nothing carried from one tenant's call on
+                proxy=proxy,
+                proxy_auth=proxy_auth,
             )
         return self._session
 
@@ -160,6 +165,16 @@ class HttpUpstream:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _proxy_for(base_url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+    """The proxy `HTTP(S)_PROXY`/`NO_PROXY` name for the upstream, as the SDKs honoured them;
+    looked up once per session (aiohttp's `trust_env` would redo it, and read ~/.netrc in a
+    thread, on every request)."""
+    try:
+        return get_env_proxy_for_url(URL(base_url))
+    except LookupError:
+        return None, None
 
 
 async def read_error(response: aiohttp.ClientResponse) -> Reply:

@@ -3,12 +3,12 @@
 Both adapters take the same match expression (`match_expression`: the query's words, stopwords
 dropped, each quoted) and keep the namespace filter inside the search.
 
-FTS5 scores every row that matches any query word before it can sort; at 100,000 chunks that
-was 74 ms a query. Tantivy (Rust, block-compressed postings) answers the same query in a few
-milliseconds with the same BM25 (k1 = 1.2, b = 0.75) and an equivalent tokenizer.
+FTS5 scores every row that matches any query word before it can sort: tens of milliseconds a
+query at 100,000 chunks. Tantivy (Rust, block-compressed postings) answers the same query in a
+few milliseconds, with the same BM25 (k1 = 1.2, b = 0.75) and an equivalent tokenizer.
 
-In FTS5 the namespace filter runs inside the full-text query: each row also indexes one opaque token
-derived from its namespace, and every MATCH is `ns:<token> AND (<query terms>)`, so FTS5
+In FTS5 the namespace filter runs inside the full-text query: each row also indexes one opaque
+token derived from its namespace, and every MATCH is `ns:<token> AND (<query terms>)`, so FTS5
 intersects the posting lists and ranks only that namespace's rows; a LIMIT can never be filled
 by another tenant's rows and then filtered away. Deletes by id go through a plain side table
 keyed on (namespace, id), since FTS5 cannot index an id column.

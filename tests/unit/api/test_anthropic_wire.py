@@ -441,3 +441,18 @@ def test_the_matched_stop_sequence_survives_the_round_trip() -> None:
     data = frames.decode().split("event: message_delta\ndata: ")[1].split("\n")[0]
     event = anthropic.types.RawMessageDeltaEvent.model_validate_json(data)
     assert (event.delta.stop_reason, event.delta.stop_sequence) == ("stop_sequence", "END")
+
+
+def test_an_openai_assistant_refusal_reaches_anthropic_as_what_it_said() -> None:
+    chat = ChatRequest.model_validate(
+        {
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [{"type": "refusal", "refusal": "I cannot."}]},
+                {"role": "user", "content": "ok"},
+            ],
+        }
+    )
+    assistant = request_arguments(chat, "claude", default_max_tokens=8)["messages"][1]
+    assert assistant == {"role": "assistant", "content": [{"type": "text", "text": "I cannot."}]}

@@ -172,10 +172,11 @@ def _part_blocks(
     blocks: list[Block] = []
     for part in message.content:
         kind = part.get("type")
-        if kind == "text":
-            if not part.get("text"):
+        if kind in ("text", "refusal"):  # an assistant's refusal is what it said
+            text = part.get(kind)
+            if not text:
                 continue
-            blocks.append(builders.text(str(part["text"])))
+            blocks.append(builders.text(str(text)))
         elif kind == "image_url":
             blocks.append(builders.image(part))
         elif kind == NATIVE_PART:

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from lockgate.api.errors import GatewayError
+from lockgate.api.errors import GatewayError, openai_error_body
 from lockgate.stores.embedded.keys import SqliteKeyStore
 from lockgate.stores.embedded.tenants import SqliteTenantStore
 from lockgate.tenants.admin import admin_router
@@ -25,7 +25,7 @@ def app_with(service: TenantService, admin_key: str | None) -> FastAPI:
 
     @app.exception_handler(GatewayError)
     async def render(_: Request, exc: GatewayError) -> Response:
-        return JSONResponse(exc.openai_body(), exc.status, exc.headers)
+        return JSONResponse(openai_error_body(exc), exc.status, exc.headers)
 
     app.include_router(admin_router(service, admin_key))
     return app

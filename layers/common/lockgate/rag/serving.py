@@ -70,6 +70,8 @@ class ServingVersions:
             cached.read_at = self.clock()
             return cached
         if cached is not None and not cached.own:
+            # Searches meanwhile keep the old (complete) view rather than reopen again.
+            cached.version, cached.read_at = version, self.clock()
             for notify in self.on_foreign_change:
                 await notify(namespace)
         records = await self.documents.list_documents(tenant, collection)

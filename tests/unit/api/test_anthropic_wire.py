@@ -432,8 +432,8 @@ def test_the_matched_stop_sequence_survives_the_round_trip() -> None:
             "usage": {"output_tokens": 4},
         }
     )
-    translator.feed(delta)
-    final = translator.feed(anthropic.types.RawMessageStopEvent(type="message_stop"))
+    translator.feed(delta.model_dump())
+    final = translator.feed(anthropic.types.RawMessageStopEvent(type="message_stop").model_dump())
     assert final is not None and final.stop_sequence == "END"
     encoder = MessagesStreamEncoder(model="claude", message_id="msg_3", input_tokens=5)
     encoder.chunk(final)

@@ -237,6 +237,8 @@ def _tool_message(block: dict[str, Any]) -> ChatMessage:
     """A `tool_result` as a tool message: its text and images as parts, its cache marker on
     the last part, `is_error` kept for the targets that have it."""
     content = block.get("content")
+    if content is not None and not isinstance(content, str | list):
+        raise TypeError("a tool_result's content is a string or a list of blocks")
     parts: list[dict[str, Any]] = []
     if isinstance(content, str):
         parts.append({"type": "text", "text": content})

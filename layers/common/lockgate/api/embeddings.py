@@ -14,8 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lockgate.providers.embeddings import Embeddings
 
-MAX_INPUTS = 2048
-
 
 class EmbeddingsRequest(BaseModel):
     model_config = ConfigDict(extra="allow")

@@ -142,21 +142,26 @@ class HttpUpstream:
             )
         return self._session
 
-    async def post(self, path: str, body: Any) -> Reply:
-        """The whole response; raises `ProviderError` only for transport failures."""
+    async def post(self, path: str, body: Any, headers: Mapping[str, str] | None = None) -> Reply:
+        """The whole response; raises `ProviderError` only for transport failures. `headers`
+        are this call's own, on top of the client's."""
         try:
-            async with self._open().post(self._base_url + path, data=orjson.dumps(body)) as resp:
+            async with self._open().post(
+                self._base_url + path, data=orjson.dumps(body), headers=headers
+            ) as resp:
                 return Reply(resp.status, resp.headers, await resp.read())
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise transport_error(exc) from None
 
-    async def open_stream(self, path: str, body: Any) -> aiohttp.ClientResponse:
+    async def open_stream(
+        self, path: str, body: Any, headers: Mapping[str, str] | None = None
+    ) -> aiohttp.ClientResponse:
         """A response whose body is still on the wire; the caller releases it (`events`)."""
         try:
             return await self._open().post(
                 self._base_url + path,
                 data=orjson.dumps(body),
-                headers={"accept": "text/event-stream"},
+                headers={**(headers or {}), "accept": "text/event-stream"},
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise transport_error(exc) from None

@@ -9,14 +9,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Protocol
 
-from lockgate.api.embeddings import MAX_INPUTS, EmbeddingsRequest
 from lockgate.errors import bad_request, from_provider_errors, model_not_found
 from lockgate.limits.tokens import estimate_text_tokens
 from lockgate.pipeline import RequestContext, TenantControls
 from lockgate.policy import Policy
 from lockgate.providers.embeddings import EmbeddingProvider, Embeddings
 from lockgate.providers.errors import ErrorKind, ProviderError
+
+MAX_INPUTS = 2048
+"""Inputs per request, OpenAI's own limit."""
+
+
+class EmbeddingsRequest(Protocol):
+    """What a call asks for, whichever wire it came in on."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def inputs(self) -> list[str] | list[list[int]]: ...
+
+    @property
+    def dimensions(self) -> int | None: ...
 
 
 class EmbeddingsService:

@@ -57,13 +57,15 @@ class AnthropicProvider:
         headers = {"authorization": f"Bearer {self._api_key}", "anthropic-version": API_VERSION}
         self._http = http.HttpUpstream(base_url, headers, timeouts)
 
-    def _body(self, request: ChatRequest, model: str) -> dict[str, Any]:
+    def _call(self, request: ChatRequest, model: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """The request body, and the headers its pass-through fields need (`anthropic-beta`)."""
         arguments = request_arguments(request, model, self._config.default_max_tokens)
         extra = arguments.pop("extra_body", None) or {}
-        return {**arguments, **extra}
+        headers = arguments.pop("extra_headers", None) or {}
+        return {**arguments, **extra}, headers
 
     async def complete(self, request: ChatRequest, model: str) -> ChatResult:
-        reply = await self._http.post(_PATH, self._body(request, model))
+        reply = await self._http.post(_PATH, *self._call(request, model))
         if reply.status >= 400:
             raise self._status_error(reply.status, reply.body, reply.headers)
         try:
@@ -72,9 +74,9 @@ class AnthropicProvider:
             raise errors.malformed("the response did not match the Messages schema") from None
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
-        body = self._body(request, model)
+        body, headers = self._call(request, model)
         body["stream"] = True
-        response = await self._http.open_stream(_PATH, body)
+        response = await self._http.open_stream(_PATH, body, headers)
         if response.status >= 400:
             reply = await http.read_error(response)
             raise self._status_error(reply.status, reply.body, reply.headers)

@@ -106,3 +106,20 @@ async def test_kill_9_mid_ingest_never_serves_a_partial_document(tmp_path: Path)
     process = _ingest(tmp_path, source)
     assert process.wait(120) == 0
     assert await _check_served(tmp_path, embedder) == ROUNDS + 1
+    # The killed writers' parsing workers (and their forkserver) went away with them.
+    deadline = time.monotonic() + 10
+    while _leftovers(tmp_path):
+        assert time.monotonic() < deadline, _leftovers(tmp_path)
+        await asyncio.sleep(0.2)
+
+
+def _leftovers(tmp_path: Path) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "forkserver" in command and str(tmp_path) in command:
+            found.append(entry.name)
+    return found

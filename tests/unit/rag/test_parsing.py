@@ -81,7 +81,9 @@ async def test_a_parse_over_its_deadline_is_killed_and_the_worker_replaced() -> 
     assert document.blocks[0].text == "After the timeout."
 
 
+@pytest.mark.slow
 async def test_two_megabytes_of_text_are_refused_by_the_chunk_limit(rag: Rag) -> None:
+    """python-docx takes seconds over 3,744 paragraphs (in the worker, off the loop)."""
     with pytest.raises(DocumentTooLarge) as caught:
         await rag.service.ingest(
             "acme",

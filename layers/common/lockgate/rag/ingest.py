@@ -149,14 +149,14 @@ class IngestionService:
                 document = await self.parser.parse(
                     content, filename=name, content_type=content_type
                 )
+                # Every word is at least one token, so this many chunks at the very least: a
+                # document far over the limit is refused before it is chunked.
+                words = sum(len(block.text.split()) for block in document.blocks)
+                _check_chunks(
+                    name, words // self.chunker.max_tokens, self.parser.limits, "at least "
+                )
                 chunks = await asyncio.to_thread(self.chunker.chunk, document)
-                limit = self.parser.limits.max_chunks
-                if len(chunks) > limit:
-                    raise DocumentTooLarge(
-                        f"{name.rsplit('/', 1)[-1]}: {len(chunks)} chunks, over the limit of"
-                        f" {limit} (max_chunks)",
-                        limit="max_chunks",
-                    )
+                _check_chunks(name, len(chunks), self.parser.limits)
                 record.title = document.title
                 record.pending_count = len(chunks)
                 await self.documents.put(record)
@@ -421,6 +421,15 @@ class IngestionService:
 
     def _lock(self, tenant: str, collection: str, doc_id: str) -> asyncio.Lock:
         return self._locks.setdefault((tenant, collection, doc_id), asyncio.Lock())
+
+
+def _check_chunks(name: str, count: int, limits: IngestionPolicy, qualifier: str = "") -> None:
+    if count > limits.max_chunks:
+        raise DocumentTooLarge(
+            f"{name.rsplit('/', 1)[-1]}: {qualifier}{count} chunks, over the limit of"
+            f" {limits.max_chunks} (max_chunks)",
+            limit="max_chunks",
+        )
 
 
 class Interrupted(Exception):

@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import resource
+import signal
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 
 from lockgate.policy import IngestionPolicy
@@ -30,11 +32,23 @@ log = logging.getLogger("lockgate.rag.parsing")
 _MB = 1024 * 1024
 
 
-def _cap_memory(megabytes: int) -> None:
+def _start_worker(megabytes: int, owner: int) -> None:
     """Runs first in the worker: its whole address space, libraries included, stays under the
-    cap (the loaded interpreter takes about 100 MB of it)."""
+    cap (the loaded interpreter takes about 100 MB of it), and it exits when the process it
+    parses for is gone — killed with SIGKILL, that process cannot stop it, and a pool worker
+    whose owner died would otherwise wait for work forever (keeping the forkserver alive). A
+    timer signal checks, rather than a thread, whose malloc arena would eat into the cap."""
     limit = megabytes * _MB
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    def check_owner(signum: int, frame: object) -> None:
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            os._exit(0)
+
+    signal.signal(signal.SIGALRM, check_owner)
+    signal.setitimer(signal.ITIMER_REAL, 1.0, 1.0)
 
 
 def _parse(
@@ -109,8 +123,8 @@ class DocumentParser:
                 self._pool = ProcessPoolExecutor(
                     max_workers=1,
                     mp_context=context,
-                    initializer=_cap_memory,
-                    initargs=(self.limits.parse_memory_mb,),
+                    initializer=_start_worker,
+                    initargs=(self.limits.parse_memory_mb, os.getpid()),
                 )
             except (OSError, NotImplementedError, ValueError) as exc:
                 log.warning("documents are parsed in a thread: no worker process (%s)", exc)

@@ -34,7 +34,7 @@ from lockgate.routing.remote import RemoteExecutor
 from lockgate.routing.router import Router
 from lockgate.safety.guard import InjectionGuard
 from lockgate.safety.injection import InjectionDetector
-from lockgate.settings import Settings
+from lockgate.settings import Settings, environment_variable
 from lockgate.stores.embedded.journal import Journal
 from lockgate.stores.ports import KeyStore, VectorIndex
 from lockgate.stores.responses import ResponseStore
@@ -59,11 +59,29 @@ _PROVIDERS = {
 }
 
 
-def _provider(name: str, config: Any, timeouts: Timeouts, secrets: Secrets | None) -> Provider:
-    if secrets is not None and getattr(config, "api_key_env", None) and not config.api_key:
-        key = secrets.get(config.api_key_env)
+_BASE_URL_VARIABLES = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}
+"""The variables the vendors' own SDKs read when a provider names no `base_url`."""
+
+
+def _credentialed(config: Any, secrets: Secrets | None) -> Any:
+    """The provider config with its key (the secret store first, then the environment
+    variable `api_key_env` names) and its SDK-style base-URL variable filled in."""
+    updates: dict[str, str] = {}
+    key_name = getattr(config, "api_key_env", None)
+    if key_name and not config.api_key:
+        key = (secrets.get(key_name) if secrets is not None else None) or environment_variable(
+            key_name
+        )
         if key:
-            config = config.model_copy(update={"api_key": key})
+            updates["api_key"] = key
+    url_name = _BASE_URL_VARIABLES.get(config.kind)
+    if url_name and not config.base_url and (url := environment_variable(url_name)):
+        updates["base_url"] = url
+    return config.model_copy(update=updates) if updates else config
+
+
+def _provider(name: str, config: Any, timeouts: Timeouts, secrets: Secrets | None) -> Provider:
+    config = _credentialed(config, secrets)
     module, _, cls = _PROVIDERS[config.kind].partition(":")
     factory = getattr(importlib.import_module(module), cls)
     provider: Provider = factory(name, config, timeouts)
@@ -296,7 +314,7 @@ def build(settings: Settings) -> Container:
         responses=_response_store(settings, stores),
         embeddings=EmbeddingsService(
             policy,
-            _embedding_providers(policy, embedder, stores),
+            _embedding_providers(policy, embedder, stores, secrets),
             gateway.controls,
         ),
     )
@@ -338,7 +356,7 @@ def _remote_executor(settings: Settings, policy: Policy) -> RemoteExecutor | Non
 
 
 def _embedding_providers(
-    policy: Policy, embedder: MiniLMEmbedder, stores: Stores
+    policy: Policy, embedder: MiniLMEmbedder, stores: Stores, secrets: Secrets | None
 ) -> dict[str, EmbeddingProvider]:
     """An embeddings adapter for each provider an embeddings alias names."""
     from lockgate.providers.embeddings import LocalEmbeddings, OpenAIEmbeddings
@@ -346,7 +364,7 @@ def _embedding_providers(
     used = {t.provider for alias in policy.embeddings.values() for t in alias.targets}
     adapters: dict[str, EmbeddingProvider] = {}
     for name in sorted(used):
-        config = policy.providers[name]
+        config = _credentialed(policy.providers[name], secrets)
         if config.kind == "openai":
             remote = OpenAIEmbeddings(config, policy.timeouts)
             stores.closers.append(remote.aclose)

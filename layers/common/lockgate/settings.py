@@ -88,3 +88,9 @@ def load_dotenv(path: Path = Path(".env")) -> None:
         name, sep, value = line.strip().partition("=")
         if sep and name and not name.startswith("#"):
             os.environ.setdefault(name.strip(), value.strip().strip("'\""))
+
+
+def environment_variable(name: str) -> str | None:
+    """A variable the policy names (a provider's `api_key_env`, an SDK's base-URL variable):
+    this module is the one place that reads the process environment."""
+    return os.environ.get(name) or None

@@ -8,7 +8,6 @@ answers a client: it returns the provider's own vectors and the token count it b
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -55,7 +54,7 @@ class OpenAIEmbeddings:
     def __init__(
         self, config: OpenAIProviderConfig, timeouts: Timeouts, *, batch_size: int = 2048
     ) -> None:
-        api_key = config.api_key or (os.environ.get(config.api_key_env or "") or None)
+        api_key = config.api_key
         self._client = openai.AsyncOpenAI(
             api_key=api_key or "unused",
             base_url=config.base_url,

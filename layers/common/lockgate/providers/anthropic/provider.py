@@ -8,7 +8,6 @@ the wait and hide the attempt from the headers.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -52,8 +51,8 @@ class AnthropicProvider:
     def __init__(self, name: str, config: AnthropicProviderConfig, timeouts: Timeouts) -> None:
         self.name = name
         self._config = config
-        self._api_key = config.api_key or os.environ.get(config.api_key_env or "") or "unused"
-        base_url = config.base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
+        self._api_key = config.api_key or "unused"
+        base_url = config.base_url or DEFAULT_BASE_URL
         headers = {"authorization": f"Bearer {self._api_key}", "anthropic-version": API_VERSION}
         self._http = http.HttpUpstream(base_url, headers, timeouts)
 

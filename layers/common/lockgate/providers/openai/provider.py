@@ -7,7 +7,6 @@ events and the `[DONE]` sentinel. The SDK is kept for callers and tests, off the
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,12 +24,12 @@ _DONE = b"[DONE]"
 class OpenAIProvider:
     def __init__(self, name: str, config: OpenAIProviderConfig, timeouts: Timeouts) -> None:
         self.name = name
-        api_key = config.api_key or os.environ.get(config.api_key_env or "") or "unused"
+        api_key = config.api_key or "unused"
         headers = {"authorization": f"Bearer {api_key}"}
         if config.organization:
             headers["openai-organization"] = config.organization
         headers.update(config.headers)
-        base_url = config.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        base_url = config.base_url or DEFAULT_BASE_URL
         self._http = http.HttpUpstream(base_url, headers, timeouts)
 
     async def complete(self, request: ChatRequest, model: str) -> ChatResult:

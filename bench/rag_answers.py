@@ -34,8 +34,9 @@ from lockgate.rag.prompt import grounded_request
 from bench.retrieval_data import RESULTS
 from bench.retrieval_threshold import ANSWERABLE, KB
 
-FAQ = Path(
-    "/work/shared/data/support-kb/maktek-customer-support-faqs/customer_support_faqs.dedup.json"
+FAQ = (
+    Path(__file__).resolve().parents[2]
+    / "shared/data/support-kb/maktek-customer-support-faqs/customer_support_faqs.dedup.json"
 )
 QUESTIONS = 30
 MAX_TOKENS = 80
@@ -49,7 +50,7 @@ def scores(reply: str, gold: str) -> tuple[float, float]:
 
 async def main() -> None:
     started = time.perf_counter()
-    faq = json.loads(FAQ.read_text())[:QUESTIONS]  # noqa: ASYNC240 (a benchmark's setup)
+    faq = json.loads(FAQ.read_text())[:QUESTIONS]
     embedder = MiniLMEmbedder()
     model = LocalProvider("local", LocalProviderConfig(kind="local"), Timeouts())
     budget = RagBinding(collection="support").context_tokens

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from lockgate.embeddings.base import Embedder, Vectors
 
-DATA = Path("/work/shared/data/retrieval")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "retrieval"
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".bench-cache"
 RESULTS = ROOT / "bench" / "results"

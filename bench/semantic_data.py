@@ -35,7 +35,7 @@ from lockgate.cache.train_verifier import (
 )
 from lockgate.embeddings.local import MiniLMEmbedder
 
-DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CACHE_DIR = Path(__file__).resolve().parents[1] / ".bench-cache"
 SEED = 7
 ORDINARY_PER_SET = 3000

@@ -1,6 +1,6 @@
 """Trains the semantic cache's verifier, reproducibly, from licence-permissive public pairs.
 
-    python -m lockgate.cache.train_verifier [--data /work/shared/data] [--out DIR]
+    python -m lockgate.cache.train_verifier [--data ../shared/data] [--out DIR]
 
 Training pairs (shipped weights may come only from these): BANKING77 train (CC BY 4.0) and
 CLINC150 train (CC BY 3.0; same-intent pairs only for intents whose answer is one text for
@@ -32,7 +32,8 @@ from lockgate.cache.guard import check
 from lockgate.cache.near_misses import Pair, near_misses
 from lockgate.cache.verifier import CARD, FEATURE_NAMES, WEIGHTS, Verifier, pair_features
 
-DEFAULT_DATA = Path("/work/shared/data")
+DEFAULT_DATA = Path(__file__).resolve().parents[5] / "shared" / "data"
+"""The public data sets, kept beside the repository checkout."""
 SEED = 20240613
 MIN_COSINE = 0.7
 TARGET_WRONG = 0.015

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-DEFAULT_DATA = Path("/work/shared/data")
+DEFAULT_DATA = Path(__file__).resolve().parents[5] / "shared" / "data"
+"""The public data sets, kept beside the repository checkout."""
 FIXTURES = Path(__file__).resolve().parents[4] / "tests" / "fixtures" / "prompt-injection"
 SEED = 20240613
 ROLEBENCH_SAMPLE = 800

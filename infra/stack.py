@@ -28,6 +28,7 @@ from infra.components.functions import GatewayFunction, OrchestrateFunction, all
 from infra.components.layers import CommonLayer, PolicyLayer
 from infra.components.monitoring import Monitoring
 from infra.components.network import Network
+from infra.components.responses import ResponseStore
 from infra.components.search import SearchCollection, SearchDomain, SearchStore
 from infra.components.secrets import ProviderSecret
 from infra.components.tenants import TenantResources
@@ -147,6 +148,9 @@ class LockgateStack(cdk.Stack):
 
         self.cache = ExactCacheStore(self, "Cache", access_logs=self.access_logs)
         self.tenants = TenantResources(self, "Tenants", api=self.api.rest_api)
+        self.responses = ResponseStore(self, "Responses")
+        # orchestrate serves every /v1/responses route (infra/components/api.py).
+        self.responses.attach(self.orchestrate.function)
         self.documents = Documents(
             self,
             "Documents",

@@ -1,8 +1,8 @@
 """A fresh `cdk deploy` serves without extra steps: the default policy answers chat on Bedrock,
 the functions may create their indexes and fill the semantic cache, uploads keep binary bodies
 and reach the function that may write, buffered calls of the tier aliases run on the Step
-Functions machine compiled from the default policy, and the Serverless and VPC options are
-complete.
+Functions machine compiled from the default policy, `/v1/responses` conversations live in their
+own table, and the Serverless and VPC options are complete.
 
 The policy is validated by the real `lockgate check-config` and loader with the environment the
 template gives the functions. The rest is verified by synthesis; that OpenSearch accepts these
@@ -271,3 +271,26 @@ def test_the_attempt_function_may_call_the_tier_models_and_read_the_provider_key
     assert [s["Resource"] for s in reads] == [{"Ref": secret_id}]
     assert not any("dynamodb:" in json.dumps(s["Action"]) for s in statements)
 
+
+def test_conversations_of_v1_responses_live_in_their_table_for_orchestrate_only(
+    template: Any,
+) -> None:
+    """orchestrate serves every /v1/responses route; gateway never touches the table."""
+    ((table_id, table),) = [
+        (i, t)
+        for i, t in resources(template, "AWS::DynamoDB::Table").items()
+        if i.startswith("ResponsesTable")
+    ]
+    assert table["Properties"]["TimeToLiveSpecification"]["AttributeName"] == "expires_at"
+    assert function_env(template, "Orchestrate")["LOCKGATE_RESPONSE_TABLE"] == {"Ref": table_id}
+    on_table = [
+        s for s in role_statements(template, "Orchestrate") if table_id in json.dumps(s["Resource"])
+    ]
+    assert [(sorted(s["Action"]), s["Resource"]) for s in on_table] == [
+        (
+            ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"],
+            {"Fn::GetAtt": [table_id, "Arn"]},
+        )
+    ]
+    assert "LOCKGATE_RESPONSE_TABLE" not in function_env(template, "Gateway")
+    assert table_id not in json.dumps(role_statements(template, "Gateway"))

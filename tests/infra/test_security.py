@@ -91,7 +91,7 @@ def test_buckets_are_encrypted_versioned_private_tls_only_and_logged(template: A
 
 def test_tables_have_point_in_time_recovery_and_encryption(template: Any) -> None:
     tables = resources(template, "AWS::DynamoDB::Table")
-    assert len(tables) == 5
+    assert len(tables) == 6
     for logical_id, table in tables.items():
         props = table["Properties"]
         assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, (

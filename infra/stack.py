@@ -206,21 +206,6 @@ class LockgateStack(cdk.Stack):
         self.search.grant(role_of(self.documents.function), read=[], write=list(RAG_INDEXES))
         self.search.finalize()
 
-        self.monitoring = Monitoring(
-            self,
-            "Monitoring",
-            api=self.api.rest_api,
-            functions={
-                "Gateway": self.gateway.function,
-                "Orchestrate": self.orchestrate.function,
-                "Ingest": self.documents.function,
-            },
-            dead_letters=self.documents.dead_letters,
-            domain=self.search.domain if isinstance(self.search, SearchDomain) else None,
-            volume_gib=settings.search_volume_gib,
-            alarm_email=settings.alarm_email,
-        )
-
         # Step Functions fail-over for the policy's `executor: step_functions` aliases.
         self.failover: Failover | None = None
         try:
@@ -245,6 +230,24 @@ class LockgateStack(cdk.Stack):
                 self.failover.allow_start(function)
             allow_bedrock(self.failover.function, settings.invokable_models)
             self.secret.grant_read(self.failover.function)
+
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            api=self.api.rest_api,
+            functions={
+                "Gateway": self.gateway.function,
+                "Orchestrate": self.orchestrate.function,
+                "Ingest": self.documents.function,
+            },
+            dead_letters=self.documents.dead_letters,
+            domain=self.search.domain if isinstance(self.search, SearchDomain) else None,
+            volume_gib=settings.search_volume_gib,
+            alarm_email=settings.alarm_email,
+            failover=(
+                (self.failover.state_machine, self.failover.function) if self.failover else None
+            ),
+        )
 
         cdk.CfnOutput(
             self,

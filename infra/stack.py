@@ -28,6 +28,7 @@ from infra.components.functions import GatewayFunction, OrchestrateFunction, all
 from infra.components.layers import CommonLayer, PolicyLayer
 from infra.components.monitoring import Monitoring
 from infra.components.network import Network
+from infra.components.responses import ResponseStore
 from infra.components.search import SearchCollection, SearchDomain, SearchStore
 from infra.components.secrets import ProviderSecret
 from infra.components.tenants import TenantResources
@@ -147,6 +148,9 @@ class LockgateStack(cdk.Stack):
 
         self.cache = ExactCacheStore(self, "Cache", access_logs=self.access_logs)
         self.tenants = TenantResources(self, "Tenants", api=self.api.rest_api)
+        self.responses = ResponseStore(self, "Responses")
+        # orchestrate serves every /v1/responses route (infra/components/api.py).
+        self.responses.attach(self.orchestrate.function)
         self.documents = Documents(
             self,
             "Documents",
@@ -202,21 +206,6 @@ class LockgateStack(cdk.Stack):
         self.search.grant(role_of(self.documents.function), read=[], write=list(RAG_INDEXES))
         self.search.finalize()
 
-        self.monitoring = Monitoring(
-            self,
-            "Monitoring",
-            api=self.api.rest_api,
-            functions={
-                "Gateway": self.gateway.function,
-                "Orchestrate": self.orchestrate.function,
-                "Ingest": self.documents.function,
-            },
-            dead_letters=self.documents.dead_letters,
-            domain=self.search.domain if isinstance(self.search, SearchDomain) else None,
-            volume_gib=settings.search_volume_gib,
-            alarm_email=settings.alarm_email,
-        )
-
         # Step Functions fail-over for the policy's `executor: step_functions` aliases.
         self.failover: Failover | None = None
         try:
@@ -241,6 +230,24 @@ class LockgateStack(cdk.Stack):
                 self.failover.allow_start(function)
             allow_bedrock(self.failover.function, settings.invokable_models)
             self.secret.grant_read(self.failover.function)
+
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            api=self.api.rest_api,
+            functions={
+                "Gateway": self.gateway.function,
+                "Orchestrate": self.orchestrate.function,
+                "Ingest": self.documents.function,
+            },
+            dead_letters=self.documents.dead_letters,
+            domain=self.search.domain if isinstance(self.search, SearchDomain) else None,
+            volume_gib=settings.search_volume_gib,
+            alarm_email=settings.alarm_email,
+            failover=(
+                (self.failover.state_machine, self.failover.function) if self.failover else None
+            ),
+        )
 
         cdk.CfnOutput(
             self,

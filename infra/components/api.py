@@ -5,8 +5,10 @@ tenant's key, throttle and quota are enforced before any Lambda runs) and respon
 (`ResponseTransferMode.STREAM`). Routes that call a model (chat, messages, responses,
 embeddings) stream from `orchestrate`; so do the document upload and delete routes, because
 they ingest in place (parse, embed, index), which may outlast a buffered integration's 29 s,
-and because `orchestrate` is the serving function allowed to write the RAG indexes. Everything
-else, including a `{proxy+}` catch-all, is buffered through `gateway`, which only reads.
+and because `orchestrate` is the serving function allowed to write the RAG indexes. Reading and
+deleting a stored response go there too, so that one function owns the conversation table.
+Everything else, including a `{proxy+}` catch-all, is buffered through `gateway`, which only
+reads.
 
 PDF and DOCX uploads are binary: their media types are binary media types, so API Gateway hands
 the body to Lambda base64-encoded (`isBase64Encoded`) instead of mangling it as UTF-8 text, and
@@ -33,6 +35,8 @@ STREAMING_ROUTES = (
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/messages"),
     ("POST", "/v1/responses"),
+    ("GET", "/v1/responses/{response_id}"),
+    ("DELETE", "/v1/responses/{response_id}"),
     ("POST", "/v1/embeddings"),
     ("POST", "/v1/collections/{collection}/documents"),
     ("DELETE", "/v1/collections/{collection}/documents/{doc_id}"),

@@ -25,6 +25,7 @@ from aws_cdk import aws_opensearchservice as opensearch
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 NAMESPACE = "Lockgate"
@@ -78,7 +79,11 @@ class Monitoring(Construct):
         domain: opensearch.Domain | None,
         volume_gib: int,
         alarm_email: str | None,
+        failover: tuple[sfn.IStateMachine, lambda_.IFunction] | None = None,
     ) -> None:
+        """`failover`: the fail-over state machine and its attempt function, if deployed. The
+        attempt function fails whenever a provider call does, so its error rate is the
+        fallback alarm's business; its throttles and the machine's are capacity alarms."""
         super().__init__(scope, construct_id)
         key = kms.Key(
             self,
@@ -143,6 +148,39 @@ class Monitoring(Construct):
                 periods=1,
                 description=f"{name} was throttled: raise its concurrency or the account limit",
             )
+        failover_widgets: list[cloudwatch.IWidget] = []
+        if failover is not None:
+            machine, attempt = failover
+            self.alarm(
+                "AttemptThrottles",
+                attempt.metric_throttles(period=FIVE_MINUTES),
+                threshold=1,
+                periods=1,
+                description="The fail-over's attempt function was throttled: its tries fail "
+                "over without calling the model; raise its concurrency or the account limit",
+            )
+            self.alarm(
+                "FailoverThrottled",
+                machine.metric_throttled(period=FIVE_MINUTES),
+                threshold=1,
+                periods=1,
+                description="Step Functions refused fail-over runs (Express start quota): "
+                "buffered calls failed; request a higher StartSyncExecution quota",
+            )
+            failover_widgets = [
+                graph(
+                    "Fail-over runs",
+                    [
+                        machine.metric_succeeded(period=FIVE_MINUTES),
+                        machine.metric_failed(period=FIVE_MINUTES),
+                        machine.metric_timed_out(period=FIVE_MINUTES),
+                    ],
+                ),
+                graph(
+                    "Fail-over run time p99 (ms)",
+                    [machine.metric_time(statistic="p99", period=FIVE_MINUTES)],
+                ),
+            ]
         self.alarm(
             "DeadLetters",
             dead_letters.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES),
@@ -192,7 +230,7 @@ class Monitoring(Construct):
             "Dashboard",
             default_interval=cdk.Duration.hours(6),
         )
-        fns = list(functions.values())
+        fns = list(functions.values()) + ([failover[1]] if failover else [])
         self.dashboard.add_widgets(
             graph(
                 "Requests and fallbacks",
@@ -258,6 +296,8 @@ class Monitoring(Construct):
         )
         if search_widgets:
             self.dashboard.add_widgets(*search_widgets)
+        if failover_widgets:
+            self.dashboard.add_widgets(*failover_widgets)
 
     def alarm(
         self,

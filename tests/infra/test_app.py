@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,8 +21,10 @@ def test_cdk_json_runs_the_app_from_the_repo_root() -> None:
 
 
 def test_script_synthesizes_offline_into_cdk_outdir(
-    tmp_path: Path, load_infra: Callable[[str], ModuleType]
+    tmp_path: Path, load_infra: Callable[[str], ModuleType], template: Any
 ) -> None:
+    """The one synth outside the session's cache: the script must give the same resources as
+    the in-process stack the other tests check."""
     load_infra("infra.settings")  # fails with the node hint when node is missing
     env = {
         **os.environ,
@@ -29,8 +32,8 @@ def test_script_synthesizes_offline_into_cdk_outdir(
         "CDK_CONTEXT_JSON": json.dumps({"skipBundling": "true"}),
     }
     subprocess.run([sys.executable, "infra/app.py"], cwd=REPO, env=env, check=True, timeout=240)
-    template = json.loads((tmp_path / "Lockgate.template.json").read_text())
-    types = {resource["Type"] for resource in template["Resources"].values()}
+    produced = json.loads((tmp_path / "Lockgate.template.json").read_text())
+    types = {resource["Type"] for resource in produced["Resources"].values()}
     assert {
         "AWS::ApiGateway::RestApi",
         "AWS::Lambda::Function",
@@ -39,3 +42,4 @@ def test_script_synthesizes_offline_into_cdk_outdir(
     # cdk.json's feature flags applied even without the CLI.
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert "Lockgate" in manifest["artifacts"]
+    assert set(produced["Resources"]) == set(template.to_json()["Resources"])

@@ -1,6 +1,8 @@
 """A fresh `cdk deploy` serves without extra steps: the default policy answers chat on Bedrock,
 the functions may create their indexes and fill the semantic cache, uploads keep binary bodies
-and reach the function that may write, and the Serverless and VPC options are complete.
+and reach the function that may write, buffered calls of the tier aliases run on the Step
+Functions machine compiled from the default policy, `/v1/responses` conversations live in their
+own table, and the Serverless and VPC options are complete.
 
 The policy is validated by the real `lockgate check-config` and loader with the environment the
 template gives the functions. The rest is verified by synthesis; that OpenSearch accepts these
@@ -210,3 +212,85 @@ def test_vpc_places_functions_and_endpoints_in_private_subnets(variant: Any) -> 
     assert len(vpce["Properties"]["SubnetIds"]) == 2
     variant.resource_count_is("AWS::EC2::NatGateway", 1)
     variant.resource_count_is("AWS::EC2::FlowLog", 1)
+
+
+def test_buffered_calls_of_the_tier_aliases_run_on_the_compiled_state_machine(
+    template: Any, monkeypatch: Any
+) -> None:
+    """The default stack's Express machine is the default policy compiled with the models the
+    functions are given: per tier alias, one Task per Bedrock target, in policy order."""
+    from lockgate.policy import load_policy
+
+    from infra.stepfunctions import compile_policy
+
+    env = function_env(template, "Orchestrate")
+    for name, value in env.items():
+        if name.startswith("LOCKGATE_BEDROCK_"):
+            monkeypatch.setenv(name, value)
+    policy = load_policy(DEFAULT_POLICY)
+    ((machine_id, machine),) = resources(template, "AWS::StepFunctions::StateMachine").items()
+    props = machine["Properties"]
+    assert props["StateMachineType"] == "EXPRESS"
+    definition = json.loads(props["DefinitionString"])
+    assert definition == compile_policy(policy)
+
+    tiers = ("fast", "balanced", "smart")
+    assert [c["StringEquals"] for c in definition["States"]["Alias"]["Choices"]] == list(tiers)
+    tasks = {n: s for n, s in definition["States"].items() if s["Type"] == "Task"}
+    expected = {
+        f"{alias} #{i + 1} {target.key}": {"provider": "bedrock", "model": target.model}
+        for alias in tiers
+        for i, target in enumerate(policy.models[alias].targets)
+    }
+    assert {n: t["Parameters"]["Payload"]["target"] for n, t in tasks.items()} == expected
+    assert {t["model"] for t in expected.values()} == {
+        env[f"LOCKGATE_BEDROCK_{tier}_MODEL"] for tier in ("SIMPLE", "MEDIUM", "COMPLEX")
+    }
+    assert "support-bot" not in json.dumps(definition["States"]["Alias"])  # in-process
+
+    for prefix in ("Gateway", "Orchestrate"):
+        assert function_env(template, prefix)["LOCKGATE_STATE_MACHINE_ARN"] == {"Ref": machine_id}
+        starts = [s for s in role_statements(template, prefix) if "states:" in json.dumps(s)]
+        assert starts == [
+            {
+                "Action": "states:StartSyncExecution",
+                "Effect": "Allow",
+                "Resource": {"Ref": machine_id},
+            }
+        ]
+
+
+def test_the_attempt_function_may_call_the_tier_models_and_read_the_provider_keys(
+    template: Any,
+) -> None:
+    secret_id = next(iter(resources(template, "AWS::SecretsManager::Secret")))
+    statements = role_statements(template, "FailoverAttempt")
+    bedrock = [s for s in statements if "bedrock:" in json.dumps(s["Action"])]
+    assert len(bedrock) == 1 and "foundation-model/*" not in json.dumps(bedrock)
+    reads = [s for s in statements if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert [s["Resource"] for s in reads] == [{"Ref": secret_id}]
+    assert not any("dynamodb:" in json.dumps(s["Action"]) for s in statements)
+
+
+def test_conversations_of_v1_responses_live_in_their_table_for_orchestrate_only(
+    template: Any,
+) -> None:
+    """orchestrate serves every /v1/responses route; gateway never touches the table."""
+    ((table_id, table),) = [
+        (i, t)
+        for i, t in resources(template, "AWS::DynamoDB::Table").items()
+        if i.startswith("ResponsesTable")
+    ]
+    assert table["Properties"]["TimeToLiveSpecification"]["AttributeName"] == "expires_at"
+    assert function_env(template, "Orchestrate")["LOCKGATE_RESPONSE_TABLE"] == {"Ref": table_id}
+    on_table = [
+        s for s in role_statements(template, "Orchestrate") if table_id in json.dumps(s["Resource"])
+    ]
+    assert [(sorted(s["Action"]), s["Resource"]) for s in on_table] == [
+        (
+            ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"],
+            {"Fn::GetAtt": [table_id, "Arn"]},
+        )
+    ]
+    assert "LOCKGATE_RESPONSE_TABLE" not in function_env(template, "Gateway")
+    assert table_id not in json.dumps(role_statements(template, "Gateway"))

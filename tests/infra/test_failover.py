@@ -59,10 +59,6 @@ def _statements(template: Any, role_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def test_default_stack_has_no_state_machine(template: Any) -> None:
-    assert template.find_resources("AWS::StepFunctions::StateMachine") == {}
-
-
 def test_state_machine_is_express_logged_and_traced(failover_template: Any) -> None:
     _, machine = _one(failover_template, "AWS::StepFunctions::StateMachine")
     assert machine["StateMachineType"] == "EXPRESS"

@@ -73,7 +73,12 @@ def test_every_function_traces_and_logs_to_a_group_with_retention(template: Any)
     groups = resources(template, "AWS::Logs::LogGroup")
     functions = resources(template, "AWS::Lambda::Function")
     ours = {i: f for i, f in functions.items() if not i.startswith("BucketNotificationsHandler")}
-    assert len(ours) == 3
+    assert {i.rstrip("0123456789ABCDEF") for i in ours} == {
+        "GatewayFunction",
+        "OrchestrateFunction",
+        "DocumentsFunction",
+        "FailoverAttempt",
+    }
     for fn in ours.values():
         props = fn["Properties"]
         assert props["TracingConfig"] == {"Mode": "Active"}
@@ -89,7 +94,8 @@ def test_alarms_cover_api_functions_dlq_fallbacks_and_search(template: Any) -> N
             by_metric[name] = by_metric.get(name, 0) + 1
     assert by_metric["5XXError"] == 1
     assert by_metric["Errors"] == 3 and by_metric["Invocations"] == 3  # one rate per function
-    assert by_metric["Throttles"] == 3
+    assert by_metric["Throttles"] == 4  # and the fail-over's attempt function
+    assert by_metric["ExecutionThrottled"] == 1  # the fail-over machine's Express quota
     assert by_metric["ApproximateNumberOfMessagesVisible"] == 1
     assert by_metric["Fallbacks"] == 1 and by_metric["Requests"] == 1
     assert {"ClusterStatus.red", "ClusterStatus.yellow", "FreeStorageSpace"} <= set(by_metric)
@@ -135,6 +141,11 @@ def test_dashboard_shows_the_gateway_metrics_and_the_aws_ones(template: Any) -> 
     assert "SEARCH('{Lockgate,alias}" in body
     for aws in ("5XXError", "Throttles", "ApproximateNumberOfMessagesVisible", "FreeStorageSpace"):
         assert aws in body, aws
+    # The fail-over's runs, by outcome, and its attempt function beside the others.
+    for runs in ("ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsTimedOut", "ExecutionTime"):
+        assert runs in body, runs
+    (attempt_id,) = [i for i in resources(template, "AWS::Lambda::Function") if "Attempt" in i]
+    assert attempt_id in body
 
 
 def test_bedrock_is_granted_only_for_the_tier_models(template: Any) -> None:
@@ -144,9 +155,11 @@ def test_bedrock_is_granted_only_for_the_tier_models(template: Any) -> None:
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if "bedrock:" in json.dumps(statement["Action"])
     ]
-    (statement,) = statements  # one function (orchestrate) calls models
-    granted = json.dumps(statement["Resource"])
-    for model in ("amazon.nova-micro-v1:0", "amazon.nova-lite-v1:0", "amazon.nova-pro-v1:0"):
-        assert f"foundation-model/{model}" in granted
-    assert granted.count("foundation-model/") == 3
-    assert "foundation-model/*" not in granted and 'inference-profile/*"' not in granted
+    # Two functions call models: orchestrate (streams) and the fail-over's attempt function.
+    assert len(statements) == 2
+    for statement in statements:
+        granted = json.dumps(statement["Resource"])
+        for model in ("amazon.nova-micro-v1:0", "amazon.nova-lite-v1:0", "amazon.nova-pro-v1:0"):
+            assert f"foundation-model/{model}" in granted
+        assert granted.count("foundation-model/") == 3
+        assert "foundation-model/*" not in granted and 'inference-profile/*"' not in granted

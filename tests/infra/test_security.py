@@ -91,7 +91,7 @@ def test_buckets_are_encrypted_versioned_private_tls_only_and_logged(template: A
 
 def test_tables_have_point_in_time_recovery_and_encryption(template: Any) -> None:
     tables = resources(template, "AWS::DynamoDB::Table")
-    assert len(tables) == 5
+    assert len(tables) == 6
     for logical_id, table in tables.items():
         props = table["Properties"]
         assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, (
@@ -143,7 +143,7 @@ def test_provider_keys_come_from_secrets_manager(template: Any) -> None:
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if "secretsmanager:GetSecretValue" in statement["Action"]
     ]
-    assert len(readers) == 3
+    assert len(readers) == 4  # gateway, orchestrate, ingest and the fail-over's attempt
     assert all(statement["Resource"] == {"Ref": secret_id} for statement in readers)
 
 
@@ -159,7 +159,7 @@ def test_an_existing_secret_is_used_instead(variant: Any, variant_context: dict[
 def test_no_function_role_uses_a_managed_policy_or_a_stray_wildcard(template: Any) -> None:
     """Logs only to the function's own log group; `*` only for X-Ray, which has no resource."""
     roles = resources(template, "AWS::IAM::Role")
-    for name in SERVING:
+    for name in (*SERVING, "FailoverAttempt"):
         ((role_id, role),) = [(i, r) for i, r in roles.items() if i.startswith(f"{name}Role")]
         assert "ManagedPolicyArns" not in role["Properties"]
         statements = [

@@ -12,6 +12,8 @@ STREAMING = {
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/messages"),
     ("POST", "/v1/responses"),
+    ("GET", "/v1/responses/{response_id}"),
+    ("DELETE", "/v1/responses/{response_id}"),
     ("POST", "/v1/embeddings"),
     ("POST", "/v1/collections/{collection}/documents"),
     ("DELETE", "/v1/collections/{collection}/documents/{doc_id}"),

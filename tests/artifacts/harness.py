@@ -1,8 +1,9 @@
 """Runs the built functions as Lambda would, against the synthesized stack emulated by moto.
 
 `EmulatedStack` creates every table, bucket, queue and secret the CloudFormation template
-declares in moto's server (named by logical id), resolves the template's `Ref`/`Fn::GetAtt`/`Fn::Join`
-to them, and so gives each function the environment and IAM statements the template gives it.
+declares in moto's server (named by logical id), resolves the template's `Ref`, `Fn::GetAtt` and
+`Fn::Join` to them, and so gives each function the environment and IAM statements the template
+gives it.
 `LambdaProcess` starts a function from its built artifact in a fresh interpreter
 (child_runtime.py) with only /var/task, /opt/python and the runtime's boto3 on its path.
 `Policy` evaluates AWS calls against a role's statements: Allow/Deny, action and resource
@@ -387,15 +388,20 @@ class LambdaProcess:
         return self
 
     def invoke(self, event: dict[str, Any]) -> Any:
+        answer = self.outcome(event)
+        if "error" in answer:
+            raise AssertionError(f"{self.function} raised:\n{answer['error']}")
+        return answer["result"]
+
+    def outcome(self, event: dict[str, Any]) -> dict[str, Any]:
+        """`{"result": ...}`, or `{"errorType", "errorMessage", "error"}` when it raised."""
         assert self.process and self.process.stdin and self.process.stdout
         self.process.stdin.write(json.dumps({"event": event}) + "\n")
         self.process.stdin.flush()
         for line in self.process.stdout:
             if line.startswith("@@result "):
-                answer = json.loads(line[len("@@result ") :])
-                if "error" in answer:
-                    raise AssertionError(f"{self.function} raised:\n{answer['error']}")
-                return answer["result"]
+                answer: dict[str, Any] = json.loads(line[len("@@result ") :])
+                return answer
             if line.startswith("@@modules "):
                 self.modules = json.loads(line[len("@@modules ") :])
         raise AssertionError(f"{self.function} exited; stderr:\n{self.stderr()}")

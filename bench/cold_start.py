@@ -11,7 +11,8 @@ of one machine's state. Target: importing each entry module <= 300 ms.
 
 "First use" is what the deferred work costs on the first invocation: building the app and its
 stores (gateway: a GET /health through Mangum on the embedded backend; orchestrate: uvicorn's
-call of the app factory). Ingest's first use needs its AWS services and is not measured here.
+call of the app factory). Ingest's first use needs its AWS services, the fail-over attempt's a
+provider; neither is measured here.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "cold_start.md"
 TARGET_MS = 300.0
-ENTRIES = {"gateway": "handler", "orchestrate": "orchestrate_app", "ingest": "handler"}
+ENTRIES = (  # (function, its code directory, its entry module)
+    ("gateway", "gateway", "handler"),
+    ("orchestrate", "orchestrate", "orchestrate_app"),
+    ("ingest", "ingest", "handler"),
+    ("attempt", "orchestrate", "attempt"),
+)
 LOCAL = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 _PROBE = """
@@ -99,9 +105,9 @@ def sample(
 def old_entries(work: Path) -> dict[str, Path]:
     """The entry modules as committed on `main`, for the before/after ratio."""
     dirs: dict[str, Path] = {}
-    for function, module in ENTRIES.items():
+    for function, directory, module in ENTRIES:
         shown = subprocess.run(
-            ["git", "show", f"main:functions/{function}/{module}.py"],
+            ["git", "show", f"main:functions/{directory}/{module}.py"],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -137,8 +143,8 @@ def main() -> None:
             env["PYTHONPATH"] = ""
         previous = old_entries(work)
         rows = []
-        for function, module in ENTRIES.items():
-            code = build / "functions" / function if build else REPO / "functions" / function
+        for function, directory, module in ENTRIES:
+            code = build / "functions" / directory if build else REPO / "functions" / directory
             layer = build / "layer" / "python" if build else REPO / "layers" / "common"
             extra = [str(build / "runtime")] if build else []
             now = [sample(command, [str(code), str(layer), *extra], module, function, env)]

@@ -73,7 +73,26 @@ class Runtime:
             from lockgate.rag import wiring
 
             self.components = await wiring.aws()
+            await self.repair(self.components)
         return self.components
+
+    async def repair(self, components: wiring.RagComponents) -> None:
+        """Finishes what a container that died mid-way (timeout, out of memory) left `indexing`
+        or `deleting`, once per container: one DynamoDB Query when nothing is stuck. Locally a
+        background task repeats this; a Lambda container runs only while it handles a batch,
+        and no new event may ever come for a stuck document. Rows touched recently may belong
+        to a live container and are left to a later one. A failed repair is logged and does
+        not fail the batch: the next container tries again."""
+        try:
+            repaired = await components.ingestion.repair()
+        except Exception:
+            self.logger.exception("repairing interrupted documents failed")
+            return
+        for result in repaired:
+            self.logger.warning(
+                "interrupted document repaired",
+                extra={"uri": result.source_uri, "outcome": result.outcome},
+            )
 
     def _handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         from aws_lambda_powertools.utilities.batch import process_partial_response

@@ -101,8 +101,13 @@ def main() -> None:
         try:
             handler = getattr(importlib.import_module(module_name), function)
             answer = {"result": handler(request["event"], Context(config["name"]))}
-        except BaseException:
-            answer = {"error": traceback.format_exc()}
+        except BaseException as exc:
+            # As Lambda's runtime reports it: Step Functions matches `errorType`.
+            answer = {
+                "error": traceback.format_exc(),
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+            }
         sys.stdout.write(RESULT + json.dumps(answer, default=str) + "\n")
         sys.stdout.flush()
 

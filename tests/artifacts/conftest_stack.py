@@ -3,6 +3,7 @@ mock upstream as the LLM provider, and a routing policy that uses it."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import urllib.request
@@ -51,10 +52,26 @@ def moto_stack(template: dict[str, Any]) -> Iterator[EmulatedStack]:
         server.stop()
 
 
+PROVIDER_KEY_ENV = "MOCK_UPSTREAM_KEY"
+
+
 def write_policy(path: Path, upstream: str) -> Path:
+    """The mock upstream as the only provider, its key named by `api_key_env` and so read from
+    the provider secret: the upstream refuses a request without one."""
     policy = mock_policy(
         upstream, {"fast": {"targets": ["mock/gpt-fast"]}}, tiers={"simple": "fast"}
     )
+    policy["providers"]["mock"].pop("api_key")
+    policy["providers"]["mock"]["api_key_env"] = PROVIDER_KEY_ENV
     policy["cache"] = {"enabled": True}
     path.write_text(yaml.safe_dump(policy), encoding="utf-8")
     return path
+
+
+def store_provider_key(stack: EmulatedStack, function: str) -> None:
+    """Puts the upstream's key in the secret the function's environment names, as an operator
+    would after `cdk deploy`."""
+    arn = stack.environment(function)["LOCKGATE_PROVIDER_SECRET_ARN"]
+    stack.client("secretsmanager").put_secret_value(
+        SecretId=arn, SecretString=json.dumps({PROVIDER_KEY_ENV: "sk-from-secrets-manager"})
+    )

@@ -1,8 +1,9 @@
 """Runs the built functions as Lambda would, against the synthesized stack emulated by moto.
 
 `EmulatedStack` creates every table, bucket, queue and secret the CloudFormation template
-declares in moto's server (by logical id), resolves the template's `Ref`/`Fn::GetAtt`/`Fn::Join`
-to them, and so gives each function the environment and IAM statements the template gives it.
+declares in moto's server (named by logical id), resolves the template's `Ref`, `Fn::GetAtt` and
+`Fn::Join` to them, and so gives each function the environment and IAM statements the template
+gives it.
 `LambdaProcess` starts a function from its built artifact in a fresh interpreter
 (child_runtime.py) with only /var/task, /opt/python and the runtime's boto3 on its path.
 `Policy` evaluates AWS calls against a role's statements: Allow/Deny, action and resource
@@ -138,19 +139,69 @@ class EmulatedStack:
             return separator.join(str(self.resolve(p)) for p in parts)
         return {k: self.resolve(v) for k, v in value.items()}
 
-    def logical(self, prefix: str) -> str:
-        """The logical id of the one created resource whose id starts with `prefix`."""
-        (logical,) = [name for name in self.names if name.startswith(prefix)]
+    # Resources are found by what they are and what points at them (an API route's
+    # integration, a queue's event source mapping, the state machine's substitutions), never by
+    # logical-id spelling, which changes whenever a construct is renamed or moved.
+
+    def of_type(self, kind: str, among: Iterable[str] | None = None) -> str:
+        """The logical id of the one resource of type `kind` (among the ids given, if any)."""
+        names = self.resources if among is None else among
+        (logical,) = [n for n in names if self.resources.get(n, {}).get("Type") == kind]
         return logical
 
-    def function(self, prefix: str) -> str:
-        """The logical id of the one Lambda function whose id starts with `prefix`."""
+    def api_function(self, method: str, path: str) -> str:
+        """The function API Gateway's REST integration for `method path` invokes."""
+        paths: dict[str, str] = {}
+
+        def resource_path(logical: str) -> str:
+            if logical not in paths:
+                props = self.resources[logical]["Properties"]
+                parent = props["ParentId"]
+                base = "" if "Fn::GetAtt" in parent else resource_path(parent["Ref"])
+                paths[logical] = f"{base}/{props['PathPart']}"
+            return paths[logical]
+
+        for res in self.resources.values():
+            props = res.get("Properties", {})
+            if res["Type"] != "AWS::ApiGateway::Method" or props["HttpMethod"] != method:
+                continue
+            if "Ref" in props["ResourceId"] and resource_path(props["ResourceId"]["Ref"]) == path:
+                return self.of_type("AWS::Lambda::Function", references(props["Integration"]))
+        raise LookupError(f"no integration for {method} {path}")
+
+    def queue_function(self, queue: str) -> str:
+        """The function an event source mapping feeds from `queue`."""
         (logical,) = [
-            name
-            for name, res in self.resources.items()
-            if res["Type"] == "AWS::Lambda::Function" and name.startswith(prefix)
+            self.of_type("AWS::Lambda::Function", references(res["Properties"]["FunctionName"]))
+            for res in self.resources.values()
+            if res["Type"] == "AWS::Lambda::EventSourceMapping"
+            and queue in references(res["Properties"]["EventSourceArn"])
         ]
         return logical
+
+    def task_function(self) -> str:
+        """The function the state machine's Tasks invoke (its definition's substitution)."""
+        machine = self.resources[self.of_type("AWS::StepFunctions::StateMachine")]
+        substitutions = machine["Properties"]["DefinitionSubstitutions"]
+        return self.of_type("AWS::Lambda::Function", references(substitutions))
+
+    def domain(self, function: str) -> str:
+        """The OpenSearch domain whose endpoint the function is configured with."""
+        variables = self.resources[function]["Properties"]["Environment"]["Variables"]
+        return self.of_type("AWS::OpenSearchService::Domain", references(variables))
+
+    def documents_source(self) -> tuple[str, str]:
+        """The bucket whose notifications feed a queue, and that queue."""
+        (notifications,) = [
+            res["Properties"]
+            for res in self.resources.values()
+            if res["Type"] == "Custom::S3BucketNotifications"
+        ]
+        bucket = self.of_type("AWS::S3::Bucket", references(notifications["BucketName"]))
+        queue = self.of_type(
+            "AWS::SQS::Queue", references(notifications["NotificationConfiguration"])
+        )
+        return bucket, queue
 
     def environment(self, function: str) -> dict[str, str]:
         props = self.resources[function]["Properties"]
@@ -168,6 +219,20 @@ class EmulatedStack:
         for inline in self.resources[role]["Properties"].get("Policies", []):
             statements += inline["PolicyDocument"]["Statement"]
         return Policy([self.resolve(s) for s in statements])
+
+
+def references(value: Any) -> set[str]:
+    """The logical ids a template value points at through `Ref` or `Fn::GetAtt`."""
+    if isinstance(value, list):
+        return set().union(*(references(v) for v in value))
+    if not isinstance(value, dict):
+        return set()
+    found: set[str] = set()
+    if isinstance(value.get("Ref"), str):
+        found.add(value["Ref"])
+    if isinstance(value.get("Fn::GetAtt"), list):
+        found.add(value["Fn::GetAtt"][0])
+    return found.union(*(references(v) for v in value.values()))
 
 
 # --- IAM ---------------------------------------------------------------------------------------
@@ -323,15 +388,20 @@ class LambdaProcess:
         return self
 
     def invoke(self, event: dict[str, Any]) -> Any:
+        answer = self.outcome(event)
+        if "error" in answer:
+            raise AssertionError(f"{self.function} raised:\n{answer['error']}")
+        return answer["result"]
+
+    def outcome(self, event: dict[str, Any]) -> dict[str, Any]:
+        """`{"result": ...}`, or `{"errorType", "errorMessage", "error"}` when it raised."""
         assert self.process and self.process.stdin and self.process.stdout
         self.process.stdin.write(json.dumps({"event": event}) + "\n")
         self.process.stdin.flush()
         for line in self.process.stdout:
             if line.startswith("@@result "):
-                answer = json.loads(line[len("@@result ") :])
-                if "error" in answer:
-                    raise AssertionError(f"{self.function} raised:\n{answer['error']}")
-                return answer["result"]
+                answer: dict[str, Any] = json.loads(line[len("@@result ") :])
+                return answer
             if line.startswith("@@modules "):
                 self.modules = json.loads(line[len("@@modules ") :])
         raise AssertionError(f"{self.function} exited; stderr:\n{self.stderr()}")

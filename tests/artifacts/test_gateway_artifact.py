@@ -5,12 +5,13 @@ The artifact is the lock built for this interpreter (Python 3.11: there is no 3.
 `python -I -S` whose path holds only the function's code (/var/task), the layer (/opt/python)
 and a pinned boto3 standing in for the runtime's; the test asserts nothing else was imported.
 
-Emulated: DynamoDB, S3 (moto's server, resources created from the synthesized template and
-named by it), OpenSearch (the stub, enforcing the role's es:ESHttp* grants), the LLM provider
-(the mock upstream), API Gateway (the REST proxy events are written here in its documented
-shape). Real: Mangum, the app, the stores' boto3 and opensearch-py clients, the MiniLM model
-loaded from the layer. IAM is checked by evaluating every recorded SDK call against the
-template's statements for the function's role (not by AWS).
+Emulated: DynamoDB, S3, Secrets Manager (moto's server, resources created from the
+synthesized template and named by it), OpenSearch (the stub, enforcing the role's es:ESHttp*
+grants), the LLM provider (the mock upstream, whose key comes from the provider secret), API
+Gateway (the REST proxy events are written here in its documented shape). Real: Mangum, the
+app, the stores' boto3 and opensearch-py clients, the MiniLM model loaded from the layer. IAM is
+checked by evaluating every recorded SDK call against the template's statements for the
+function's role (not by AWS).
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ from typing import Any
 
 import pytest
 
-from tests.artifacts.conftest_stack import moto_stack, synthesized_template, write_policy
+from tests.artifacts.conftest_stack import (
+    moto_stack,
+    store_provider_key,
+    synthesized_template,
+    write_policy,
+)
 from tests.artifacts.harness import EmulatedStack, LambdaProcess, Policy, denied_calls
 from tests.support.opensearch_stub import OpenSearchStub, opensearch_stub
 from tests.support.servers import mock_upstream
@@ -108,9 +114,10 @@ def run(local_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         mock_upstream() as upstream,
         opensearch_stub() as (search_url, stub),
     ):
-        function = stack.function("GatewayFunction")
+        function = stack.api_function("GET", "/v1/models")
         policy = stack.policy(function)
-        domain = stack.arns[stack.logical("DocumentsSearch")]
+        domain = stack.arns[stack.domain(function)]
+        store_provider_key(stack, function)
         stub.authorize = lambda method, path: policy.es_allows(domain, method, path)
         stub.enforce = False  # list every gap in one run; the test below fails on any
         env = {
@@ -160,16 +167,13 @@ def test_no_import_came_from_outside_the_artifact(run: Run) -> None:
     assert run.process.leaked_modules() == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="infra/components (aws-infra): the gateway role may not create the RAG indexes "
-    "at start "
-    "(es:ESHttpPut /lockgate-rag-text, /lockgate-rag-vectors) nor write the semantic cache "
-    "(es:ESHttpPost /_bulk)",
-)
 def test_every_call_is_granted_to_the_functions_role(run: Run) -> None:
-    function = run.stack.function("GatewayFunction")
-    policy: Policy = run.stack.policy(function)
-    denied = denied_calls(run.process.calls(), policy, run.stack)
+    """Index creation at start, semantic-cache writes to `/<index>/_bulk`, the provider
+    secret's read: each call the run made, against the role's statements in the template."""
+    policy: Policy = run.stack.policy(run.stack.api_function("GET", "/v1/models"))
+    calls = run.process.calls()
+    assert "GetSecretValue" in {c["operation"] for c in calls}
+    assert {(r.method, r.path) for r in run.stub.requests} >= {("POST", "/lockgate-cache/_bulk")}
+    denied = denied_calls(calls, policy, run.stack)
     denied += sorted({f"es:ESHttp{r.method.capitalize()} {r.path}" for r in run.stub.denied})
     assert denied == [], "not granted:\n" + "\n".join(denied)

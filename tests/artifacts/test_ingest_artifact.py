@@ -28,9 +28,10 @@ pytestmark = pytest.mark.slow
 class Run:
     def __init__(self, stack: EmulatedStack, process: LambdaProcess, stub: OpenSearchStub):
         self.stack, self.process, self.stub = stack, process, stub
-        self.bucket = stack.names[stack.logical("DocumentsBucket")]
-        self.queue_url = stack.refs[stack.logical("DocumentsQueue")]
-        self.queue_arn = stack.arns[stack.logical("DocumentsQueue")]
+        bucket, queue = stack.documents_source()
+        self.bucket = stack.names[bucket]
+        self.queue_url, self.queue_arn = stack.refs[queue], stack.arns[queue]
+        self.function = stack.queue_function(queue)
 
     def notify_queue(self) -> None:
         """What the template's Custom::S3BucketNotifications resource configures."""
@@ -70,9 +71,9 @@ class Run:
 def run(local_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     work = tmp_path_factory.mktemp("ingest-artifact")
     with moto_stack(synthesized_template()) as stack, opensearch_stub() as (search_url, stub):
-        function = stack.function("DocumentsFunction")
+        function = stack.queue_function(stack.documents_source()[1])
         policy = stack.policy(function)
-        domain = stack.arns[stack.logical("DocumentsSearch")]
+        domain = stack.arns[stack.domain(function)]
         stub.authorize = lambda method, path: policy.es_allows(domain, method, path)
         env = {
             **stack.environment(function),
@@ -116,7 +117,7 @@ def test_no_import_came_from_outside_the_artifact(run: Run) -> None:
 
 
 def test_every_call_is_granted_to_the_functions_role(run: Run) -> None:
-    policy = run.stack.policy(run.stack.function("DocumentsFunction"))
+    policy = run.stack.policy(run.function)
     calls = run.process.calls()
     assert {c["operation"] for c in calls} >= {"GetObject", "PutItem"}
     denied = denied_calls(calls, policy, run.stack)

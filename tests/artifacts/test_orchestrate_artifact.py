@@ -22,7 +22,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.artifacts.conftest_stack import moto_stack, synthesized_template, write_policy
+from tests.artifacts.conftest_stack import (
+    moto_stack,
+    store_provider_key,
+    synthesized_template,
+    write_policy,
+)
 from tests.artifacts.harness import EmulatedStack, LambdaProcess, denied_calls
 from tests.artifacts.test_gateway_artifact import FORGED, rest_event
 from tests.support.opensearch_stub import OpenSearchStub, opensearch_stub
@@ -74,9 +79,10 @@ def served(local_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         mock_upstream() as upstream,
         opensearch_stub() as (search_url, stub),
     ):
-        function = stack.function("OrchestrateFunction")
+        function = stack.api_function("POST", "/v1/chat/completions")
         policy = stack.policy(function)
-        domain = stack.arns[stack.logical("DocumentsSearch")]
+        domain = stack.arns[stack.domain(function)]
+        store_provider_key(stack, function)
         stub.authorize = lambda method, path: policy.es_allows(domain, method, path)
         stub.enforce = False
         env = {
@@ -141,16 +147,11 @@ def test_no_import_came_from_outside_the_artifact(results: dict[str, Any]) -> No
     assert process.leaked_modules() == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="infra/components (aws-infra): the orchestrate role may not create the RAG "
-    "indexes at start "
-    "(es:ESHttpPut /lockgate-rag-text, /lockgate-rag-vectors) nor write the semantic cache "
-    "(es:ESHttpPost /_bulk)",
-)
 def test_every_call_is_granted_to_the_functions_role(results: dict[str, Any]) -> None:
     run = results["run"]
-    policy = run.stack.policy(run.stack.function("OrchestrateFunction"))
-    denied = denied_calls(run.process.calls(), policy, run.stack)
+    policy = run.stack.policy(run.stack.api_function("POST", "/v1/chat/completions"))
+    calls = run.process.calls()
+    assert "GetSecretValue" in {c["operation"] for c in calls}
+    denied = denied_calls(calls, policy, run.stack)
     denied += sorted({f"es:ESHttp{r.method.capitalize()} {r.path}" for r in run.stub.denied})
     assert denied == [], "not granted:\n" + "\n".join(denied)

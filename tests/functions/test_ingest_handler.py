@@ -8,13 +8,16 @@ the loaders and the local MiniLM embedder.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
+from lockgate.stores.aws.documents import DynamoDocumentStore
 from moto import mock_aws
 
 from tests.support.opensearch_stub import OpenSearchStub, opensearch_stub
@@ -235,3 +238,40 @@ def test_a_late_removal_of_a_recreated_key_is_skipped(env: tuple[ModuleType, Aws
     assert bodies == ["ObjectCreated:Put", "ObjectRemoved:Delete", "ObjectCreated:Put"]
     assert module.handler(event, FakeContext()) == {"batchItemFailures": []}
     assert len(aws.chunks("rag/initech/kb")) == 1
+
+
+def test_a_new_container_finishes_what_a_dead_one_left_half_done(
+    env: tuple[ModuleType, Aws],
+) -> None:
+    """A container killed mid-deletion leaves a document `deleting` with its chunks still
+    served, one killed mid-indexing leaves it `indexing`; no event may ever come for either.
+    The next container repairs both at its first batch, whatever that batch is about."""
+    module, aws = env
+    aws.s3.put_object(Bucket=BUCKET, Key="umbrella/kb/half-deleted.md", Body=b"# Old\n\nOld.")
+    aws.s3.put_object(Bucket=BUCKET, Key="umbrella/kb/half-indexed.md", Body=b"# New\n\nNew.")
+    run(module, aws)
+    assert len(aws.chunks("rag/umbrella/kb")) == 2
+    store = DynamoDocumentStore("documents", dynamodb=aws.ddb)
+    loop = asyncio.new_event_loop()
+    (deleting, indexing) = sorted(
+        loop.run_until_complete(store.list_documents("umbrella", "kb")), key=lambda r: r.source_uri
+    )
+    an_hour_ago = time.time() - 3600
+    for record, status in ((deleting, "deleting"), (indexing, "indexing")):
+        record.status, record.updated_at = status, an_hour_ago
+        loop.run_until_complete(store.put(record))
+    old = module._runtime
+    old.loop.run_until_complete(old.components.aclose())
+    module._runtime = None  # the next execution environment
+
+    aws.s3.put_object(Bucket=BUCKET, Key="umbrella/other/unrelated.md", Body=b"# Other\n\nX.")
+    _, response = run(module, aws)
+
+    assert response == {"batchItemFailures": []}
+    left = loop.run_until_complete(store.list_documents("umbrella", "kb"))
+    assert [(r.doc_id, r.status) for r in left] == [(indexing.doc_id, "failed")]
+    assert aws.chunks("rag/umbrella/kb") and all(
+        c["payload"]["doc_id"] == indexing.doc_id for c in aws.chunks("rag/umbrella/kb")
+    )
+    assert loop.run_until_complete(store.list_unfinished()) == []
+    loop.close()

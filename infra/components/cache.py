@@ -15,6 +15,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.components.tables import durable_table
+
 TABLE_ENV = "LOCKGATE_EXACT_CACHE_TABLE"
 BUCKET_ENV = "LOCKGATE_EXACT_CACHE_BUCKET"
 INDEX_NAME = "by_scope"
@@ -34,18 +36,7 @@ class ExactCacheStore(Construct):
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.table = dynamodb.Table(
-            self,
-            "Table",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            time_to_live_attribute="expires_at",
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            removal_policy=removal_policy,
-        )
+        self.table = durable_table(self, "Table", ttl="expires_at", removal_policy=removal_policy)
         self.table.add_global_secondary_index(
             index_name=INDEX_NAME,
             partition_key=dynamodb.Attribute(name="tenant", type=dynamodb.AttributeType.STRING),

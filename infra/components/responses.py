@@ -9,10 +9,11 @@ the table the functions would keep conversations in their own /tmp, so a follow-
 from __future__ import annotations
 
 import aws_cdk as cdk
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
+
+from infra.components.tables import durable_table
 
 TABLE_ENV = "LOCKGATE_RESPONSE_TABLE"
 ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
@@ -30,18 +31,7 @@ class ResponseStore(Construct):
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.table = dynamodb.Table(
-            self,
-            "Table",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            time_to_live_attribute="expires_at",
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            removal_policy=removal_policy,
-        )
+        self.table = durable_table(self, "Table", ttl="expires_at", removal_policy=removal_policy)
 
     def attach(self, function: lambda_.Function) -> None:
         """The item calls on this table only (no scan, query or index), and its name."""

@@ -16,11 +16,12 @@ import math
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigateway
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 from lockgate.tenants.tiers import TIERS, TenantTier
+
+from infra.components.tables import durable_table
 
 TENANT_TABLE_ENV = "LOCKGATE_TENANT_TABLE"
 QUOTA_TABLE_ENV = "LOCKGATE_QUOTA_TABLE"
@@ -49,33 +50,12 @@ class TenantResources(Construct):
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, construct_id)
-        key = dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING)
-        sort = dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING)
-        self.tenant_table = dynamodb.Table(
-            self,
-            "TenantTable",
-            partition_key=key,
-            sort_key=sort,
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            removal_policy=removal_policy,
+        self.tenant_table = durable_table(
+            self, "TenantTable", sort="sk", removal_policy=removal_policy
         )
-        self.quota_table = dynamodb.Table(
-            self,
-            "QuotaTable",
-            partition_key=key,
-            sort_key=sort,
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            time_to_live_attribute="expires_at",
-            # Usage totals (what tenants are billed on) live here beside the counters.
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            removal_policy=removal_policy,
+        # Usage totals (what tenants are billed on) live here beside the counters: PITR matters.
+        self.quota_table = durable_table(
+            self, "QuotaTable", sort="sk", ttl="expires_at", removal_policy=removal_policy
         )
         self.plans: dict[str, apigateway.UsagePlan] = {}
         for name, tier in (tiers or TIERS).items():

@@ -7,17 +7,17 @@ checked to hold no `#` before they get here (`lockgate.rag.model.check_name`). A
 indexed or deleted also has a marker in the partition `#unfinished` (sk =
 `<tenant>#<collection>#<doc_id>`), so what a crash left half done is one Query too.
 
-boto3 is synchronous: every call runs in a worker thread (`asyncio.to_thread`).
+boto3 is synchronous: every call runs in the store pool (`stores.offload`).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from dataclasses import fields
 from typing import Any
 
 from lockgate.rag.model import DocumentRecord
+from lockgate.stores.offload import offload
 
 _FIELDS = [f.name for f in fields(DocumentRecord)]
 _NUMBERS = {"chunk_count", "pending_count", "attempts", "size_bytes"}
@@ -50,7 +50,7 @@ class DynamoDocumentStore:
         self._table = table_name
 
     async def get(self, tenant: str, collection: str, doc_id: str) -> DocumentRecord | None:
-        response = await asyncio.to_thread(
+        response = await offload(
             self._ddb.get_item,
             TableName=self._table,
             Key={"pk": {"S": tenant}, "sk": {"S": _doc_sk(collection, doc_id)}},
@@ -69,27 +69,27 @@ class DynamoDocumentStore:
             if value is None:
                 continue
             item[name] = {"N": repr(value)} if name in _NUMBERS | _FLOATS else {"S": str(value)}
-        await asyncio.to_thread(self._ddb.put_item, TableName=self._table, Item=item)
+        await offload(self._ddb.put_item, TableName=self._table, Item=item)
         marker = _marker(record.tenant, record.collection, record.doc_id)
         if record.status in _UNFINISHED_STATES:
-            await asyncio.to_thread(self._ddb.put_item, TableName=self._table, Item=marker)
+            await offload(self._ddb.put_item, TableName=self._table, Item=marker)
         else:
-            await asyncio.to_thread(self._ddb.delete_item, TableName=self._table, Key=marker)
+            await offload(self._ddb.delete_item, TableName=self._table, Key=marker)
 
     async def remove(self, tenant: str, collection: str, doc_id: str) -> None:
-        await asyncio.to_thread(
+        await offload(
             self._ddb.delete_item,
             TableName=self._table,
             Key={"pk": {"S": tenant}, "sk": {"S": _doc_sk(collection, doc_id)}},
         )
-        await asyncio.to_thread(
+        await offload(
             self._ddb.delete_item,
             TableName=self._table,
             Key=_marker(tenant, collection, doc_id),
         )
 
     async def list_unfinished(self) -> list[DocumentRecord]:
-        markers = await asyncio.to_thread(self._query, UNFINISHED, "")
+        markers = await offload(self._query, UNFINISHED, "")
         records = []
         for marker in markers:
             tenant, collection, doc_id = marker["sk"]["S"].split("#", 2)
@@ -99,15 +99,15 @@ class DynamoDocumentStore:
         return records
 
     async def list_documents(self, tenant: str, collection: str) -> list[DocumentRecord]:
-        items = await asyncio.to_thread(self._query, tenant, f"{collection}#doc#")
+        items = await offload(self._query, tenant, f"{collection}#doc#")
         return [_record(item) for item in items]
 
     async def list_collections(self, tenant: str) -> list[str]:
-        items = await asyncio.to_thread(self._query, tenant, "", "sk")
+        items = await offload(self._query, tenant, "", "sk")
         return sorted({item["sk"]["S"].split("#", 1)[0] for item in items})
 
     async def get_version(self, tenant: str, collection: str) -> str | None:
-        response = await asyncio.to_thread(
+        response = await offload(
             self._ddb.get_item,
             TableName=self._table,
             Key={"pk": {"S": tenant}, "sk": {"S": _version_sk(collection)}},
@@ -119,9 +119,9 @@ class DynamoDocumentStore:
     async def set_version(self, tenant: str, collection: str, version: str | None) -> None:
         key = {"pk": {"S": tenant}, "sk": {"S": _version_sk(collection)}}
         if version is None:
-            await asyncio.to_thread(self._ddb.delete_item, TableName=self._table, Key=key)
+            await offload(self._ddb.delete_item, TableName=self._table, Key=key)
         else:
-            await asyncio.to_thread(
+            await offload(
                 self._ddb.put_item,
                 TableName=self._table,
                 Item={**key, "version": {"S": version}},

@@ -11,7 +11,6 @@ boto3 is synchronous: every call runs in a worker thread.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 import zlib
@@ -20,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from lockgate.stores.offload import offload
 from lockgate.stores.responses import ResponseTooLarge, StoredResponse
 
 ITEM_LIMIT = 400 * 1024 - 1024
@@ -57,10 +57,10 @@ class DynamoResponseStore:
             "body": {"B": body},
             "expires_at": {"N": str(math.ceil(self._clock() + ttl_s))},
         }
-        await asyncio.to_thread(self._ddb.put_item, TableName=self._table, Item=item)
+        await offload(self._ddb.put_item, TableName=self._table, Item=item)
 
     async def get(self, tenant_id: str, response_id: str) -> StoredResponse | None:
-        found = await asyncio.to_thread(
+        found = await offload(
             self._ddb.get_item,
             TableName=self._table,
             Key={"pk": {"S": _key(tenant_id, response_id)}},
@@ -74,7 +74,7 @@ class DynamoResponseStore:
 
     async def delete(self, tenant_id: str, response_id: str) -> bool:
         try:
-            await asyncio.to_thread(
+            await offload(
                 self._ddb.delete_item,
                 TableName=self._table,
                 Key={"pk": {"S": _key(tenant_id, response_id)}},

@@ -5,7 +5,6 @@ Writes go to a thread (a commit can wait on the disk); reads stay on the event l
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import zlib
@@ -15,6 +14,7 @@ from pathlib import Path
 import orjson
 
 from lockgate.stores.embedded.sqlite import connect
+from lockgate.stores.offload import offload
 from lockgate.stores.responses import StoredResponse
 
 _SCHEMA = """
@@ -51,19 +51,19 @@ class SqliteResponseStore:
         self, tenant_id: str, response_id: str, record: StoredResponse, ttl_s: float
     ) -> None:
         body = zlib.compress(orjson.dumps(record), 6)
-        await asyncio.to_thread(self._put, tenant_id, response_id, body, self._clock() + ttl_s)
+        await offload(self._put, tenant_id, response_id, body, self._clock() + ttl_s)
 
     async def get(self, tenant_id: str, response_id: str) -> StoredResponse | None:
-        """On the event loop, as the exact cache reads: a primary-key lookup in WAL mode takes
-        less time than handing it to a thread."""
-        row = self._get(tenant_id, response_id)
+        """In the store pool like every read that touches the disk: under load a primary-key
+        lookup can wait on I/O for longer than the loop may stall."""
+        row = await offload(self._get, tenant_id, response_id)
         if row is None or row[1] <= self._clock():
             return None
         record: StoredResponse = orjson.loads(zlib.decompress(row[0]))
         return record
 
     async def delete(self, tenant_id: str, response_id: str) -> bool:
-        return await asyncio.to_thread(self._delete, tenant_id, response_id)
+        return await offload(self._delete, tenant_id, response_id)
 
     def close(self) -> None:
         with self._lock:

@@ -71,8 +71,9 @@ class Runtime:
     async def rag(self) -> wiring.RagComponents:
         if self.components is None:
             from lockgate.rag import wiring
+            from lockgate.settings import Settings
 
-            self.components = await wiring.aws()
+            self.components = await wiring.aws(Settings.from_env())
             await self.repair(self.components)
         return self.components
 

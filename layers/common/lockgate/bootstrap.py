@@ -162,7 +162,7 @@ def _aws_stores(settings: Settings, embedder: MiniLMEmbedder) -> Stores:
     from lockgate.stores.aws.counters import DynamoCounterStore, DynamoUsageStore
     from lockgate.stores.aws.exact_cache import DynamoExactCache
     from lockgate.stores.aws.tenants import DynamoTenantStore
-    from lockgate.stores.opensearch.client import OpenSearchConfig, connect
+    from lockgate.stores.opensearch.client import connect
     from lockgate.stores.opensearch.vectors import OpenSearchVectorIndex
 
     missing = [
@@ -177,14 +177,7 @@ def _aws_stores(settings: Settings, embedder: MiniLMEmbedder) -> Stores:
     assert settings.tenant_table and settings.quota_table and settings.exact_cache_table
     assert settings.opensearch_url
     tenants = DynamoTenantStore(settings.tenant_table)
-    client = connect(
-        OpenSearchConfig(
-            url=settings.opensearch_url,
-            auth=settings.opensearch_auth,
-            service=settings.opensearch_service,
-            replicas=settings.opensearch_replicas,
-        )
-    )
+    client = connect(settings.opensearch())
     plans = json.loads(settings.usage_plans) if settings.usage_plans else None
     return Stores(
         keys=tenants,
@@ -421,7 +414,7 @@ async def _connect_aws(container: Container, embedder: MiniLMEmbedder) -> None:
     if ensure_index is not None:
         await ensure_index()
     container.gateway.rag = await rag_wiring.aws(
-        embedder=embedder, limits=container.policy.ingestion
+        container.settings, embedder=embedder, limits=container.policy.ingestion
     )
 
 

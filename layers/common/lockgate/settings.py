@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, SecretStr
+
+if TYPE_CHECKING:
+    from lockgate.stores.opensearch.client import OpenSearchConfig
 
 _ENV_PREFIX = "LOCKGATE_"
 
@@ -54,6 +57,9 @@ class Settings(BaseModel):
         default=None, description="Secrets Manager secret (JSON) holding providers' API keys"
     )
     cache_vector_index: str = "lockgate-cache"
+    documents_table: str | None = Field(default=None, description="RAG documents (aws backend)")
+    rag_text_index: str = "lockgate-rag-text"
+    rag_vector_index: str = "lockgate-rag-vectors"
     state_machine_arn: str | None = Field(
         default=None, description="fail-over state machine for `executor: step_functions` aliases"
     )
@@ -67,6 +73,19 @@ class Settings(BaseModel):
     metrics_tenants: int = Field(
         default=20, ge=0, description="tenants with a metrics label of their own; others: 'other'"
     )
+
+    def opensearch(self) -> OpenSearchConfig:
+        """The one OpenSearch client configuration, for the semantic cache and RAG alike."""
+        from lockgate.stores.opensearch.client import OpenSearchConfig
+
+        if not self.opensearch_url:
+            raise ValueError("the aws backend needs LOCKGATE_OPENSEARCH_URL")
+        return OpenSearchConfig(
+            url=self.opensearch_url,
+            auth=self.opensearch_auth,
+            service=self.opensearch_service,
+            replicas=self.opensearch_replicas,
+        )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from lockgate.rag.parsing import DocumentParser
 from lockgate.rag.ports import DocumentStore, TextIndex
 from lockgate.rag.retrieval import RetrievalSettings, Retriever
 from lockgate.rag.serving import ReopeningVectors, ServedText, ServedVectors, ServingVersions
+from lockgate.settings import Settings
 from lockgate.stores.ports import VectorIndex
 
 log = logging.getLogger("lockgate.rag")
@@ -25,8 +24,6 @@ log = logging.getLogger("lockgate.rag")
 RAG_DB = "rag.db"
 EMBEDDINGS_DB = "embeddings.db"
 VECTORS_DB = "rag-vectors.db"
-DEFAULT_TEXT_INDEX = "lockgate-rag-text"
-DEFAULT_VECTOR_INDEX = "lockgate-rag-vectors"
 
 
 @dataclass
@@ -131,7 +128,7 @@ def embedded(
 
 
 async def aws(
-    environ: Mapping[str, str] | None = None,
+    config: Settings,
     *,
     embedder: Embedder | None = None,
     settings: RetrievalSettings | None = None,
@@ -141,43 +138,24 @@ async def aws(
     documents parsed in a thread (a Lambda has no `/dev/shm` for a worker process's locks, and
     is itself one document at a time under its own memory limit).
 
-    Reads `LOCKGATE_DOCUMENTS_TABLE`, `LOCKGATE_OPENSEARCH_URL`, `LOCKGATE_OPENSEARCH_AUTH`
-    (sigv4|none), `LOCKGATE_OPENSEARCH_SERVICE` (es|aoss), `LOCKGATE_OPENSEARCH_REPLICAS`,
-    `LOCKGATE_RAG_TEXT_INDEX` and `LOCKGATE_RAG_VECTOR_INDEX`."""
+    The same OpenSearch configuration as the semantic cache (`Settings.opensearch`)."""
     from lockgate.stores.aws.documents import DynamoDocumentStore
-    from lockgate.stores.opensearch.client import DEFAULT_REPLICAS, OpenSearchConfig, connect
+    from lockgate.stores.opensearch.client import connect
     from lockgate.stores.opensearch.text_index import OpenSearchTextIndex
     from lockgate.stores.opensearch.vectors import OpenSearchVectorIndex
 
-    env = dict(os.environ if environ is None else environ)
+    if not config.documents_table:
+        raise ValueError("the aws backend needs LOCKGATE_DOCUMENTS_TABLE")
     if embedder is None:
         from lockgate.embeddings.local import MiniLMEmbedder
 
         embedder = MiniLMEmbedder()
-    auth = env.get("LOCKGATE_OPENSEARCH_AUTH", "sigv4")
-    if auth not in ("sigv4", "none"):
-        raise ValueError("LOCKGATE_OPENSEARCH_AUTH must be sigv4 or none")
-    service = env.get("LOCKGATE_OPENSEARCH_SERVICE", "es")
-    if service not in ("es", "aoss"):
-        raise ValueError("LOCKGATE_OPENSEARCH_SERVICE must be es or aoss")
-    client = connect(
-        OpenSearchConfig(
-            url=env["LOCKGATE_OPENSEARCH_URL"],
-            auth="sigv4" if auth == "sigv4" else "none",
-            region=env.get("AWS_REGION"),
-            service="aoss" if service == "aoss" else "es",
-            replicas=env.get("LOCKGATE_OPENSEARCH_REPLICAS") or DEFAULT_REPLICAS,
-        )
-    )
-    text_index = OpenSearchTextIndex(client, env.get("LOCKGATE_RAG_TEXT_INDEX", DEFAULT_TEXT_INDEX))
-    vectors = OpenSearchVectorIndex(
-        client,
-        env.get("LOCKGATE_RAG_VECTOR_INDEX", DEFAULT_VECTOR_INDEX),
-        dimensions=embedder.dimensions,
-    )
+    client = connect(config.opensearch())
+    text_index = OpenSearchTextIndex(client, config.rag_text_index)
+    vectors = OpenSearchVectorIndex(client, config.rag_vector_index, dimensions=embedder.dimensions)
     await text_index.ensure_index()
     await vectors.ensure_index()
-    documents = DynamoDocumentStore(env["LOCKGATE_DOCUMENTS_TABLE"])
+    documents = DynamoDocumentStore(config.documents_table)
     return assemble(
         documents,
         text_index,

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from lockgate.chat import ChatRequest
 from lockgate.policy import PolicyError, Target, parse_policy
-from lockgate.routing.balance import LatencyTracker, weighted_order
+from lockgate.routing.balance import LatencyTracker, WeightedRotation, weighted_order
 from lockgate.routing.router import Router
 
 A, B, C = (Target(provider="p", model=m) for m in "abc")
@@ -27,22 +27,32 @@ def ask() -> ChatRequest:
     return ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}])  # type: ignore[list-item]
 
 
-def test_weighted_first_choices_follow_the_weights() -> None:
-    router = Router(
-        policy(  # type: ignore[arg-type]
-            "weighted",
-            [
-                {"provider": "p", "model": "a", "weight": 6},
-                {"provider": "p", "model": "b", "weight": 3},
-                {"provider": "p", "model": "c", "weight": 1},
-            ],
-        ),
-        draw=random.Random(7).random,
+def weighted_router(*weights: float) -> Router:
+    targets = [
+        {"provider": "p", "model": m, "weight": w} for m, w in zip("abc", weights, strict=False)
+    ]
+    return Router(policy("weighted", targets), draw=random.Random(7).random)  # type: ignore[arg-type]
+
+
+def test_weighted_first_choices_take_exact_turns() -> None:
+    router = weighted_router(6, 3, 1)
+    firsts = [router.route(ask()).targets[0].model for _ in range(1_000)]
+    # Every run of 10 requests holds exactly 6, 3 and 1: the split holds from the start.
+    for start in range(0, 1_000, 10):
+        assert Counter(firsts[start : start + 10]) == {"a": 6, "b": 3, "c": 1}
+    # Interleaved, not in blocks: the heavy target never takes more than 3 turns in a row.
+    assert "aaaa" not in "".join(firsts)
+
+
+def test_weighted_fallbacks_follow_the_weights_of_the_rest() -> None:
+    router = weighted_router(6, 3, 1)
+    seconds = Counter(
+        route.targets[1].model
+        for route in (router.route(ask()) for _ in range(10_000))
+        if route.targets[0].model == "a"
     )
-    firsts = Counter(router.route(ask()).targets[0].model for _ in range(10_000))
-    assert abs(firsts["a"] / 10_000 - 0.6) < 0.02
-    assert abs(firsts["b"] / 10_000 - 0.3) < 0.02
-    assert abs(firsts["c"] / 10_000 - 0.1) < 0.02
+    # Behind "a", "b" (weight 3) comes before "c" (weight 1) three times in four.
+    assert abs(seconds["b"] / (seconds["b"] + seconds["c"]) - 0.75) < 0.03
     # Every order still holds every target, so failures fall back along the rest.
     assert {len(set(router.route(ask()).targets)) for _ in range(100)} == {3}
 
@@ -51,6 +61,8 @@ def test_zero_weight_is_only_a_last_resort() -> None:
     zero = Target(provider="p", model="z", weight=0)
     draw = random.Random(1).random
     assert {weighted_order([zero, A, B], draw)[-1] for _ in range(500)} == {zero}
+    rotation = WeightedRotation([zero, A, B], draw)
+    assert {rotation.order()[-1] for _ in range(500)} == {zero}
 
 
 def test_least_latency_prefers_the_fastest_and_measures_new_targets_first() -> None:

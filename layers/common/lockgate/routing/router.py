@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from lockgate.chat import ChatRequest
 from lockgate.errors import model_not_found
 from lockgate.policy import AUTO, TIERS, Policy, Target
-from lockgate.routing.balance import LatencyTracker, weighted_order
+from lockgate.routing.balance import LatencyTracker, WeightedRotation
 from lockgate.routing.classifier import Classification, classify
 
 
@@ -27,16 +27,20 @@ class Router:
         self._policy = policy
         self._targets = {name: tuple(alias.targets) for name, alias in policy.models.items()}
         self._strategies = {name: alias.strategy for name, alias in policy.models.items()}
+        self._rotations = {
+            name: WeightedRotation(alias.targets, draw)
+            for name, alias in policy.models.items()
+            if alias.strategy == "weighted"
+        }
         self._alias_tier: dict[str, str] = {}
         for tier, alias in policy.tiers.items():
             self._alias_tier.setdefault(alias, tier)
-        self._draw = draw
         self.latency = LatencyTracker(draw)
 
     def _ordered(self, alias: str) -> tuple[Target, ...]:
         strategy = self._strategies[alias]
         if strategy == "weighted":
-            return weighted_order(self._targets[alias], self._draw)
+            return self._rotations[alias].order()
         if strategy == "least_latency":
             return self.latency.order(self._targets[alias])
         return self._targets[alias]

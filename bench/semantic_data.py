@@ -35,7 +35,15 @@ from lockgate.cache.train_verifier import (
 )
 from lockgate.embeddings.local import MiniLMEmbedder
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = next(
+    (
+        parent / "shared" / "data"
+        for parent in Path(__file__).resolve().parents[1:4]
+        if (parent / "shared" / "data").is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "data",
+)
+"""The public data sets beside the checkout (`../shared/data`, or one level up from a worktree)."""
 CACHE_DIR = Path(__file__).resolve().parents[1] / ".bench-cache"
 SEED = 7
 ORDINARY_PER_SET = 3000

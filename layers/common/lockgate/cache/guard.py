@@ -220,6 +220,11 @@ def _stem(word: str) -> str:
     return word
 
 
+def stem(word: str) -> str:
+    """The stem the content words are compared by (so callers match words the same way)."""
+    return _stem(word)
+
+
 # --- verdict -----------------------------------------------------------------------------------
 
 

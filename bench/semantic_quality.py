@@ -19,6 +19,7 @@ other sources and the rule-made near misses use another vocabulary (`bench/seman
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import Counter
@@ -261,7 +262,10 @@ def main() -> None:
         f"- Shipped constants in lockgate/cache/semantic.py: threshold {DEFAULT_THRESHOLD}, "
         f"guard band {DEFAULT_GUARD_BAND} (the band applies only without a verifier).",
         "",
-        f"Run time {time.perf_counter() - started:.0f} s.",
+        f"Run time {time.perf_counter() - started:.0f} s; load average (1, 5, 15 min) at the end: "
+        + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        + " on "
+        + f"{os.cpu_count()} cores.",
     ]
     text = "\n".join(lines) + "\n"
     print(text)

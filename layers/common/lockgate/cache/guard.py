@@ -242,16 +242,17 @@ PASS = Verdict(True)
 
 def check(query: str, cached: str, *, strict: bool = True, soft: bool = True) -> Verdict:
     """Whether `cached`'s answer may be served for `query`, and if not, why. `soft=False`
-    skips the quantifier and time-word checks, which refuse many true paraphrases ("save all
-    my mails" / "save my mails"): the verifier weighs those differences instead."""
+    skips the checks that refuse many true paraphrases, for the verifier to weigh instead:
+    quantifiers and time words ("save all my mails" / "save my mails"), a spelled number on one
+    side only, and a negation in an otherwise reworded question ("wasn't correct" / "wrong")."""
     if query == cached:
         return PASS
     a, b = features(query), features(cached)
     if a.words == b.words:
         return PASS
-    if a.numbers != b.numbers:
+    if a.numbers != b.numbers and (soft or not spelled_number_only(a, b)):
         return Verdict(False, "numbers", _differ("numbers", a.numbers, b.numbers))
-    if a.negations != b.negations:
+    if a.negations != b.negations and (soft or not reworded(a, b)):
         return Verdict(
             False, "negation", f"negation differs ({a.negations} vs {b.negations} negations)"
         )
@@ -276,6 +277,23 @@ def check(query: str, cached: str, *, strict: bool = True, soft: bool = True) ->
         if len(only_a) + len(only_b) > CONTENT_ALLOWANCE:
             return Verdict(False, "content", _differ("content words", only_a, only_b))
     return PASS
+
+
+def spelled_number_only(a: Features, b: Features) -> bool:
+    """Only one side has a number, and it is spelled out: "how do I get one", "my card was
+    stolen last night" next to a question with no number at all. Digits ("order 123") and two
+    different numbers always refuse; a spelled one-sided number is left to the verifier."""
+    if a.numbers and b.numbers:
+        return False
+    return not any(w[0] in _NUMERIC_START for w in a.words + b.words)
+
+
+def reworded(a: Features, b: Features) -> bool:
+    """Whether other content words differ too. "Cancel my order" / "Don't cancel my order" is
+    the same sentence negated (refused at any similarity); "Why is my transfer taking so long?"
+    / "Why has my transfer not arrived yet?" says the same thing another way, which the verifier
+    weighs."""
+    return bool(unmatched(a.content, b.content) or unmatched(b.content, a.content))
 
 
 def soft_difference(a: Features, b: Features) -> Verdict | None:

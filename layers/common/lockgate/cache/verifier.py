@@ -59,7 +59,7 @@ FEATURE_NAMES = (
     "idf_unmatched_query", "idf_unmatched_cached", "idf_substituted", "idf_unmatched_larger",
     "idf_rarest_unmatched", "idf_jaccard", "cosine_x_idf_jaccard", "idf_unmatched_share_query",
     "idf_unmatched_share_cached", "first_content_matched", "person_differs", "you_vs_me",
-    "auxiliary_differs", "past_differs",
+    "auxiliary_differs", "past_differs", "negation_differs", "spelled_number_differs",
 )  # fmt: skip
 """A replaced content word ("freeze" for "activate" my card) is the near miss the cosine
 misses; words only added on one side ("my new card") rarely change the answer."""
@@ -164,6 +164,8 @@ def _row(a: Features, b: Features, cosine: float, vocabulary: Vocabulary) -> lis
         float(bool(you_vs_me)),
         float(bool(aux_a) and bool(aux_b) and not aux_a & aux_b),
         float(bool(words_a & PAST) != bool(words_b & PAST)),
+        float(a.negations != b.negations),
+        float(a.numbers != b.numbers),
     ]
 
 

@@ -250,7 +250,7 @@ def check(query: str, cached: str, *, strict: bool = True, soft: bool = True) ->
     a, b = features(query), features(cached)
     if a.words == b.words:
         return PASS
-    if a.numbers != b.numbers and (soft or not spelled_number_only(a, b)):
+    if a.numbers != b.numbers and (soft or not spelled_number_only(a, b) or not reworded(a, b)):
         return Verdict(False, "numbers", _differ("numbers", a.numbers, b.numbers))
     if a.negations != b.negations and (soft or not reworded(a, b)):
         return Verdict(
@@ -281,8 +281,9 @@ def check(query: str, cached: str, *, strict: bool = True, soft: bool = True) ->
 
 def spelled_number_only(a: Features, b: Features) -> bool:
     """Only one side has a number, and it is spelled out: "how do I get one", "my card was
-    stolen last night" next to a question with no number at all. Digits ("order 123") and two
-    different numbers always refuse; a spelled one-sided number is left to the verifier."""
+    stolen last night" next to a question with no number at all. Digits ("order 123"), two
+    different numbers and a question that differs by the number alone ("this month" / "last
+    month") always refuse; a spelled number in a reworded question is left to the verifier."""
     if a.numbers and b.numbers:
         return False
     return not any(w[0] in _NUMERIC_START for w in a.words + b.words)
@@ -293,7 +294,13 @@ def reworded(a: Features, b: Features) -> bool:
     the same sentence negated (refused at any similarity); "Why is my transfer taking so long?"
     / "Why has my transfer not arrived yet?" says the same thing another way, which the verifier
     weighs."""
-    return bool(unmatched(a.content, b.content) or unmatched(b.content, a.content))
+    return bool(
+        unmatched(a.content, b.content) - _SPELLED or unmatched(b.content, a.content) - _SPELLED
+    )
+
+
+_SPELLED = frozenset(_stem(w) for w in NUMBER_WORDS)
+"""Spelled numbers are content words too, but "this month" / "last month" is not reworded."""
 
 
 def soft_difference(a: Features, b: Features) -> Verdict | None:

@@ -86,3 +86,41 @@ def test_is_fast() -> None:
         check(query, cached)
     per_check = (time.thread_time() - started) / len(queries)
     assert per_check < 0.001, f"{per_check * 1e3:.3f} ms per check"
+
+
+REWORDED = [
+    ("i cannot seem to activate card", "How do I get my card active?", "negation"),
+    ("Why is my transfer taking so long?", "Why has my transfer not arrived yet?", "negation"),
+    ("My card is stolen. Help!", "My card was stolen last night.", "numbers"),
+    ("I would like a virtual card, how do I get one?", "Can I order a virtual card?", "numbers"),
+]
+
+
+@pytest.mark.parametrize(("query", "cached", "rule"), REWORDED)
+def test_a_reworded_negation_or_spelled_number_is_left_to_the_verifier(
+    query: str, cached: str, rule: str
+) -> None:
+    """Paraphrases that say "not" or "one" another way: the rules alone refuse them, the
+    verifier's path (soft=False) lets it weigh them."""
+    alone = check(query, cached, strict=False)
+    assert not alone.ok and alone.rule == rule
+    assert check(query, cached, strict=False, soft=False).ok
+    assert check(cached, query, strict=False, soft=False).ok
+
+
+@pytest.mark.parametrize(
+    ("query", "cached", "rule"),
+    [
+        ("Cancel my order", "Don't cancel my order", "negation"),
+        ("Can I log in to my account?", "Can't I log in to my account?", "negation"),
+        ("How do I pay my bill? I mean this month.", "How do I pay my bill? I mean last month.",
+         "numbers"),
+        ("Where is order 123?", "Where is my order? It is late.", "numbers"),
+        ("Book a table for two people", "Can I book a table for four?", "numbers"),
+    ],
+)  # fmt: skip
+def test_a_negation_or_number_that_is_the_difference_refuses_on_every_path(
+    query: str, cached: str, rule: str
+) -> None:
+    verdict = check(query, cached, strict=False, soft=False)
+    assert not verdict.ok and verdict.rule == rule

@@ -33,6 +33,8 @@ DIFFERENT = [
     ("Is this ticket refundable?", "Is this ticket non-refundable?", "opposite"),
     ("How do I connect my bank?", "How do I disconnect my bank?", "opposite"),
     ("Can I return it within 30 days?", "Can I return it after 30 days?", "opposite"),
+    ("What's my name?", "What's your name?", "person"),
+    ("How old are you?", "How old am I?", "person"),
 ]
 
 SAME = [
@@ -45,6 +47,8 @@ SAME = [
     ("What is the weather in NYC?", "what's the weather in NYC"),
     ("How to send money to my friend from abroad", "How to send money from abroad to a friend"),
     ("Can I pay in installments?", "Is it possible to pay in installments?"),
+    ("Can you help me cancel my order?", "Can you help me cancel my order"),
+    ("How do I reset my password?", "How can you reset my password?"),
 ]
 
 

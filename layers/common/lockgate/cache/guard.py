@@ -265,7 +265,7 @@ def check(query: str, cached: str, *, strict: bool = True, soft: bool = True) ->
         shared = {e for _, e in a.directions} & {e for _, e in b.directions}
         if shared:
             return Verdict(False, "direction", _differ("direction", a.directions, b.directions))
-    verdict = _opposites(a, b) or _prefixed_antonyms(a, b) or _swapped(a, b)
+    verdict = _opposites(a, b) or _prefixed_antonyms(a, b) or _swapped(a, b) or _person(a, b)
     if verdict is not None:
         return verdict
     if soft:
@@ -338,6 +338,30 @@ def _prefixed_antonyms(a: Features, b: Features) -> Verdict | None:
                     and _stem(longer[len(prefix) :]) == _stem(shorter)
                 ):
                     return Verdict(False, "opposite", f"opposite words: {x!r} vs {y!r}")
+    return None
+
+
+FIRST_PERSON = frozenset({"i", "me", "my", "mine", "myself"})
+SECOND_PERSON = frozenset({"you", "your", "yours", "yourself"})
+_PERSON_VERBS = frozenset({"am", "are", "is", "was", "were", "do", "does"})
+"""Verbs that change with the person ("how old am I" / "how old are you"), so not compared."""
+
+
+def _person(a: Features, b: Features) -> Verdict | None:
+    """The same question about the other person: "what's my name" / "what's your name", "where
+    are you from" / "where am I from". Only word-for-word swaps refuse; a reworded question
+    with another pronoun ("how can you reset my password") is left to the verifier."""
+    words_a = [w for w in a.words if w not in _PERSON_VERBS]
+    words_b = [w for w in b.words if w not in _PERSON_VERBS]
+    if len(words_a) != len(words_b):
+        return None
+    differ = [(x, y) for x, y in zip(words_a, words_b, strict=True) if x != y]
+    swapped = all(
+        (x in FIRST_PERSON and y in SECOND_PERSON) or (x in SECOND_PERSON and y in FIRST_PERSON)
+        for x, y in differ
+    )
+    if differ and swapped:
+        return Verdict(False, "person", _differ("person", {differ[0][0]}, {differ[0][1]}))
     return None
 
 

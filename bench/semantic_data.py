@@ -3,6 +3,8 @@
 Nothing here is read by `lockgate.cache.train_verifier` (which trains on BANKING77 train and
 CLINC150 train and tunes on CLINC150 val):
 
+- forum questions: SemEval-2016 CQA question-question (research use), reported on its own
+  and kept out of the pooled figure (long forum posts, not gateway-style questions);
 - ordinary questions: StackFAQ (Stack Exchange Web Apps threads, crowd rephrasings; research
   use), BANKING77 test and CLINC150 test (same-intent pairs only for static-answer intents).
   Each set mixes same-answer pairs, hard negatives (another intent, most words shared) and
@@ -35,7 +37,15 @@ from lockgate.cache.train_verifier import (
 )
 from lockgate.embeddings.local import MiniLMEmbedder
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = next(
+    (
+        parent / "shared" / "data"
+        for parent in Path(__file__).resolve().parents[1:4]
+        if (parent / "shared" / "data").is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "data",
+)
+"""The public data sets beside the checkout (`../shared/data`, or one level up from a worktree)."""
 CACHE_DIR = Path(__file__).resolve().parents[1] / ".bench-cache"
 SEED = 7
 ORDINARY_PER_SET = 3000
@@ -46,6 +56,16 @@ def stackfaq_pairs() -> list[Pair]:
     rows = read_jsonl(DATA / "question-pairs/stackfaq/pairs.jsonl")
     return [
         Pair(str(r["a"]), str(r["b"]), bool(r["same"]), str(r["kind"]), "stackfaq") for r in rows
+    ]
+
+
+def semeval_pairs() -> list[Pair]:
+    """SemEval-2016 CQA question-question (Qatar Living forum posts, all under the gateway's
+    1,000-character semantic limit): "PerfectMatch" is the same question, "Relevant" and
+    "Irrelevant" (the search engine's other hits) are different ones."""
+    rows = read_jsonl(DATA / "question-pairs/semeval2016-cqa-qq/pairs.jsonl")
+    return [
+        Pair(str(r["a"]), str(r["b"]), bool(r["same"]), str(r["kind"]), "semeval") for r in rows
     ]
 
 

@@ -220,6 +220,11 @@ def _stem(word: str) -> str:
     return word
 
 
+def stem(word: str) -> str:
+    """The stem the content words are compared by (so callers match words the same way)."""
+    return _stem(word)
+
+
 # --- verdict -----------------------------------------------------------------------------------
 
 
@@ -237,16 +242,17 @@ PASS = Verdict(True)
 
 def check(query: str, cached: str, *, strict: bool = True, soft: bool = True) -> Verdict:
     """Whether `cached`'s answer may be served for `query`, and if not, why. `soft=False`
-    skips the quantifier and time-word checks, which refuse many true paraphrases ("save all
-    my mails" / "save my mails"): the verifier weighs those differences instead."""
+    skips the checks that refuse many true paraphrases, for the verifier to weigh instead:
+    quantifiers and time words ("save all my mails" / "save my mails"), a spelled number on one
+    side only, and a negation in an otherwise reworded question ("wasn't correct" / "wrong")."""
     if query == cached:
         return PASS
     a, b = features(query), features(cached)
     if a.words == b.words:
         return PASS
-    if a.numbers != b.numbers:
+    if a.numbers != b.numbers and (soft or not spelled_number_only(a, b) or not reworded(a, b)):
         return Verdict(False, "numbers", _differ("numbers", a.numbers, b.numbers))
-    if a.negations != b.negations:
+    if a.negations != b.negations and (soft or not reworded(a, b)):
         return Verdict(
             False, "negation", f"negation differs ({a.negations} vs {b.negations} negations)"
         )
@@ -259,7 +265,7 @@ def check(query: str, cached: str, *, strict: bool = True, soft: bool = True) ->
         shared = {e for _, e in a.directions} & {e for _, e in b.directions}
         if shared:
             return Verdict(False, "direction", _differ("direction", a.directions, b.directions))
-    verdict = _opposites(a, b) or _prefixed_antonyms(a, b) or _swapped(a, b)
+    verdict = _opposites(a, b) or _prefixed_antonyms(a, b) or _swapped(a, b) or _person(a, b)
     if verdict is not None:
         return verdict
     if soft:
@@ -271,6 +277,30 @@ def check(query: str, cached: str, *, strict: bool = True, soft: bool = True) ->
         if len(only_a) + len(only_b) > CONTENT_ALLOWANCE:
             return Verdict(False, "content", _differ("content words", only_a, only_b))
     return PASS
+
+
+def spelled_number_only(a: Features, b: Features) -> bool:
+    """Only one side has a number, and it is spelled out: "how do I get one", "my card was
+    stolen last night" next to a question with no number at all. Digits ("order 123"), two
+    different numbers and a question that differs by the number alone ("this month" / "last
+    month") always refuse; a spelled number in a reworded question is left to the verifier."""
+    if a.numbers and b.numbers:
+        return False
+    return not any(w[0] in _NUMERIC_START for w in a.words + b.words)
+
+
+def reworded(a: Features, b: Features) -> bool:
+    """Whether other content words differ too. "Cancel my order" / "Don't cancel my order" is
+    the same sentence negated (refused at any similarity); "Why is my transfer taking so long?"
+    / "Why has my transfer not arrived yet?" says the same thing another way, which the verifier
+    weighs."""
+    return bool(
+        unmatched(a.content, b.content) - _SPELLED or unmatched(b.content, a.content) - _SPELLED
+    )
+
+
+_SPELLED = frozenset(_stem(w) for w in NUMBER_WORDS)
+"""Spelled numbers are content words too, but "this month" / "last month" is not reworded."""
 
 
 def soft_difference(a: Features, b: Features) -> Verdict | None:
@@ -308,6 +338,30 @@ def _prefixed_antonyms(a: Features, b: Features) -> Verdict | None:
                     and _stem(longer[len(prefix) :]) == _stem(shorter)
                 ):
                     return Verdict(False, "opposite", f"opposite words: {x!r} vs {y!r}")
+    return None
+
+
+FIRST_PERSON = frozenset({"i", "me", "my", "mine", "myself"})
+SECOND_PERSON = frozenset({"you", "your", "yours", "yourself"})
+_PERSON_VERBS = frozenset({"am", "are", "is", "was", "were", "do", "does"})
+"""Verbs that change with the person ("how old am I" / "how old are you"), so not compared."""
+
+
+def _person(a: Features, b: Features) -> Verdict | None:
+    """The same question about the other person: "what's my name" / "what's your name", "where
+    are you from" / "where am I from". Only word-for-word swaps refuse; a reworded question
+    with another pronoun ("how can you reset my password") is left to the verifier."""
+    words_a = [w for w in a.words if w not in _PERSON_VERBS]
+    words_b = [w for w in b.words if w not in _PERSON_VERBS]
+    if len(words_a) != len(words_b):
+        return None
+    differ = [(x, y) for x, y in zip(words_a, words_b, strict=True) if x != y]
+    swapped = all(
+        (x in FIRST_PERSON and y in SECOND_PERSON) or (x in SECOND_PERSON and y in FIRST_PERSON)
+        for x, y in differ
+    )
+    if differ and swapped:
+        return Verdict(False, "person", _differ("person", {differ[0][0]}, {differ[0][1]}))
     return None
 
 

@@ -77,6 +77,17 @@ NUMBER = _pairs(
     [("4 units", "6 units"), ("$35", "$85"), ("10 business days", "14 business days"),
      ("version 2.1", "version 2.2")],
 )  # fmt: skip
+PRODUCT = _pairs(
+    [("paypal", "venmo"), ("gmail", "outlook"), ("netflix", "hulu"), ("spotify", "pandora"),
+     ("whatsapp", "telegram"), ("excel", "sheets"), ("instagram", "pinterest")],
+    [("twitter", "tumblr"), ("dropbox", "onedrive"), ("zoom", "skype"), ("uber", "lyft"),
+     ("slack", "discord"), ("youtube", "vimeo"), ("wordpress", "blogger")],
+)  # fmt: skip
+"""Products and services as users type them, lower case, so the entity rule (which goes by
+capitals) cannot see them: only the verifier can tell "my venmo account" from "my paypal one"."""
+PRODUCT_SHARE = 0.2
+"""Share of the questions (and of the true pairs) that also get a product near miss."""
+_PRODUCT_SUFFIX = ("{q} I mean on {x}.", "{q} This is for my {x} account.", "{q} (using {x})")
 _SUFFIX = {
     "time": ("{q} I mean {x}.", "{q} ({x})"),
     "date": ("{q} I mean {x}.", "{q} I need it {x}."),
@@ -173,4 +184,35 @@ def near_misses(
         a = template.format(q=_sentence(first), x=x, y=y)
         b = template.format(q=_sentence(second), x=x, y=y)
         out.append(Pair(a, b, True, f"paraphrase+{family}", source))
+    return out + _products(questions, positives, vocabulary, random.Random(seed + 1), source)
+
+
+def _products(
+    questions: Sequence[str],
+    positives: Sequence[tuple[str, str]],
+    vocabulary: Vocabulary,
+    rng: random.Random,
+    source: str,
+) -> list[Pair]:
+    """Lower-case product swaps for a share of the questions, and the same product on both
+    sides of a share of the true pairs (drawn apart from the other rules, which stay as they
+    were)."""
+    out = []
+    for question in questions:
+        q = _sentence(question)
+        if q and rng.random() < PRODUCT_SHARE:
+            x, y = rng.sample(rng.choice(PRODUCT[vocabulary]), 2)
+            template = rng.choice(_PRODUCT_SUFFIX)
+            out.append(
+                Pair(template.format(q=q, x=x), template.format(q=q, x=y), False, "product", source)
+            )
+    for first, second in positives:
+        if rng.random() < PRODUCT_SHARE:
+            x = rng.choice(rng.choice(PRODUCT[vocabulary]))
+            template = rng.choice(_PRODUCT_SUFFIX)
+            a, b = (
+                template.format(q=_sentence(first), x=x),
+                template.format(q=_sentence(second), x=x),
+            )
+            out.append(Pair(a, b, True, "paraphrase+product", source))
     return out

@@ -283,7 +283,7 @@ def build(settings: Settings) -> Container:
         policy,
         cache=CacheService(stores.exact_cache, SemanticCache(embedder, stores.vectors)),
         controls=TenantControls(directory, Limiter(stores.counters, directory, ledger), ledger),
-        guard=InjectionGuard(InjectionDetector(embedder)),
+        guard=InjectionGuard(InjectionDetector()),
         remote=_remote_executor(settings, policy),
     )
     service = TenantService(

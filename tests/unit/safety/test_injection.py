@@ -1,19 +1,14 @@
-"""The injection detector with the real MiniLM and the committed model, on the public set."""
+"""The injection detector with the committed model: rules and the lexical classifier."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from lockgate.embeddings.local import MiniLMEmbedder
 from lockgate.safety.injection import InjectionDetector, windows
 
 
 @pytest.fixture(scope="module")
-def detector() -> Iterator[InjectionDetector]:
-    embedder = MiniLMEmbedder(threads=1)
-    yield InjectionDetector(embedder)
-    embedder.close()
+def detector() -> InjectionDetector:
+    return InjectionDetector()
 
 
 @pytest.mark.parametrize(

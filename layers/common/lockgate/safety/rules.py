@@ -19,6 +19,10 @@ class Rule:
     name: str
     reason: str
     pattern: re.Pattern[str]
+    gate: tuple[str, ...]
+    """Substrings of which the (lower-cased) text must hold one for the pattern to be tried:
+    a substring test costs microseconds, a pattern with bounded gaps a tenth of a millisecond
+    on a long window, and most texts hold none."""
 
 
 RULES: tuple[Rule, ...] = (
@@ -33,11 +37,13 @@ RULES: tuple[Rule, ...] = (
             r"said|told|before|above|so far|talked|articles?|artikels?|constraints?)\b",
             _F,
         ),
+        ("ignor", "forget", "disregard", "overlook", "skip", "drop", "igmre", "ignroe"),
     ),
     Rule(
         "override",
         "asks to forget everything before",
         re.compile(r"\bforget (about )?(everything|all)\b", _F),
+        ("forget",),
     ),
     Rule(
         "override_de",
@@ -48,6 +54,7 @@ RULES: tuple[Rule, ...] = (
             r"angaben|aufträge|befehle|gesagt\w*)\b",
             _F,
         ),
+        ("vergiss", "vergessen", "ignorier", "missacht", "nicht auf"),
     ),
     Rule(
         "override_es",
@@ -56,6 +63,7 @@ RULES: tuple[Rule, ...] = (
             r"\b(olvid[ae]\w*|ignor[ae]\w*)\b[^.!?\n]{0,30}?\b(todo|todas?|anteriores?|instrucciones)\b",
             _F,
         ),
+        ("olvid", "ignor"),
     ),
     Rule(
         "exfiltrate",
@@ -68,6 +76,7 @@ RULES: tuple[Rule, ...] = (
             r"rules)\b",
             _F,
         ),
+        ("prompt", "instruction", "embedding", "system message", "rules"),
     ),
     Rule(
         "exfiltrate_de",
@@ -77,6 +86,7 @@ RULES: tuple[Rule, ...] = (
             r"\b(prompt\w*|anweisungen|eingabeaufforderung\w*|systemnachricht)\b",
             _F,
         ),
+        ("prompt", "anweisungen", "eingabeaufforderung", "systemnachricht"),
     ),
     Rule(
         "delimiter",
@@ -84,6 +94,7 @@ RULES: tuple[Rule, ...] = (
         re.compile(
             r"(={4,}|-{6,}|#{4,})\s*(end|ende)\b|\bend of (the )?(prompt|instructions)\b", _F
         ),
+        ("====", "------", "####", "end of"),
     ),
     Rule(
         "new_task",
@@ -94,6 +105,7 @@ RULES: tuple[Rule, ...] = (
             r"\bcome new tasks\b|\bkommen neue aufgaben\b",
             _F,
         ),
+        ("new task", "neue aufgabe", "come new", "kommen neue"),
     ),
     Rule(
         "jailbreak",
@@ -103,9 +115,21 @@ RULES: tuple[Rule, ...] = (
             r"(guidelines|restrictions)|without any (restrictions|filters))\b",
             _F,
         ),
+        (
+            "dan",
+            "do anything",
+            "developer mode",
+            "jailbreak",
+            "no ethical",
+            "no moral",
+            "without any",
+        ),
     ),
 )
 
 
 def match_rules(text: str) -> list[Rule]:
-    return [rule for rule in RULES if rule.pattern.search(text)]
+    """The rules a normalised (lower-cased) text matches, in order."""
+    return [
+        rule for rule in RULES if any(g in text for g in rule.gate) and rule.pattern.search(text)
+    ]

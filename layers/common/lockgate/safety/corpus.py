@@ -11,8 +11,9 @@ of the text, is the `tune` split the thresholds are picked on and the model neve
 - benign: deepset train, OpenAssistant first turns incl. multilingual (Apache-2.0), fabric
   system prompts (MIT), PromptBench role/task instructions (MIT), RoleBench questions
   (Apache-2.0, a sample), IFEval (Apache-2.0), self-instruct seed tasks (Apache-2.0),
-  NotInject half A (MIT), benign prompts composed from templates that share the attacks'
-  vocabulary (`synth`).
+  NotInject half A (MIT), BANKING77 (CC BY 4.0, Casanueva et al. 2020) and CLINC150
+  (CC BY 3.0, Larson et al. 2019) requests (samples), benign prompts composed from templates
+  that share the attacks' vocabulary (`synth`).
 
 Held out (evaluation only where the licence says so):
 - attacks: deepset test, Tensor Trust hijacking and extraction (no licence);
@@ -23,6 +24,7 @@ Held out (evaluation only where the licence says so):
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import random
@@ -49,8 +51,9 @@ PALLMS_TASKS = (
 
 Role = Literal["train", "tune", "held_out"]
 TUNE_SHARE = 0.2
-SYNTH_ATTACKS = 4000
-SYNTH_BENIGN = 1200
+INTENT_SAMPLE = 1200
+SYNTH_ATTACKS = 6000
+SYNTH_BENIGN = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,16 @@ def _sample(prompts: list[Prompt], n: int) -> list[Prompt]:
     return random.Random(SEED).sample(prompts, min(n, len(prompts)))
 
 
+def _intents(data: Path) -> list[Prompt]:
+    """Short requests to assistants (banking, CLINC150 incl. out-of-scope): imperative tasks
+    and questions in the words ordinary users type."""
+    with (data / "intents" / "banking77" / "train.csv").open(encoding="utf-8") as f:
+        banking = [Prompt(r["text"], False, "banking77") for r in csv.DictReader(f)]
+    clinc = json.loads((data / "intents" / "clinc150" / "data_full.json").read_text("utf-8"))
+    assistant = [Prompt(str(r[0]), False, "clinc150") for r in clinc["train"] + clinc["oos_train"]]
+    return [*_sample(banking, INTENT_SAMPLE), *_sample(assistant, INTENT_SAMPLE)]
+
+
 def _in_tune(text: str) -> bool:
     """A stable fifth of every permissive source, by a hash of the text, is kept apart to pick
     thresholds on; the model never trains on it."""
@@ -112,6 +125,7 @@ def _permissive(data: Path) -> list[Prompt]:
         *_benign(data, "ifeval"),
         *[Prompt(p.text, False, "self-instruct seed") for p in seeds],
         *[Prompt(p.text, False, "notinject A") for p in notinject_a],
+        *_intents(data),
     ]
     hosts = [p.text for p in real if not p.attack and not _in_tune(p.text)]
     made = [

@@ -34,7 +34,9 @@ RULES: tuple[Rule, ...] = (
             r"\b(all|any|every|previous|prior|above|earlier|before|preceding|initial|original|"
             r"your|the|those|these|everything|what)\b[^.!?\n]{0,30}?"
             r"\b(instructions?|directions?|prompts?|rules?|context|orders?|tasks?|guidelines?|"
-            r"said|told|before|above|so far|talked|articles?|artikels?|constraints?)\b",
+            r"said|told|so far|talked|articles?|artikels?|constraints?)\b|"
+            r"\b(ignore|disregard|forget)\b (all|everything)( of)?"
+            r"( (the|what was( said| written)?))? (above|before)\b",
             _F,
         ),
         ("ignor", "forget", "disregard", "overlook", "skip", "drop", "igmre", "ignroe"),
@@ -111,19 +113,14 @@ RULES: tuple[Rule, ...] = (
         "jailbreak",
         "uses a known jailbreak persona",
         re.compile(
-            r"\b(DAN|do anything now|developer mode|jailbreak(ed)?|no (ethical|moral) "
-            r"(guidelines|restrictions)|without any (restrictions|filters))\b",
+            r"\b(you are|you're|act as|become|pretend to be|in character as|stay)\b"
+            r"[^.!?\n]{0,20}\bdan\b|\bdo anything now\b|"
+            r"\b(enable|enter|activate|switch to|now in)\b[^.!?\n]{0,20}\bdeveloper mode\b|"
+            r"\bdeveloper mode (enabled|output)\b|\bjailbroken\b|"
+            r"\b(no|without any) (ethical|moral) (guidelines|restrictions)\b",
             _F,
         ),
-        (
-            "dan",
-            "do anything",
-            "developer mode",
-            "jailbreak",
-            "no ethical",
-            "no moral",
-            "without any",
-        ),
+        ("dan", "do anything", "developer mode", "jailbroken", "ethical", "moral"),
     ),
 )
 

@@ -12,7 +12,8 @@ The model is a class-balanced, L2-regularised logistic regression over the spars
 features, fitted by full-batch Adam for a fixed number of steps (deterministic, no
 dependencies beyond numpy). The threshold is then picked on the `tune` split, which training
 never sees: the lowest score at which the whole detector (rules included) flags at most
-`TUNE_BENIGN` of its benign prompts; `bench.safety` judges the result on held-out sources.
+`TUNE_BENIGN` of its real benign prompts (the template-made ones are left out: they are ours,
+and would make the quota easy to fill); `bench.safety` judges the result on held-out sources.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from lockgate.safety.features import DIM, features, normalise
 from lockgate.safety.injection import InjectionDetector, windows
 from lockgate.safety.model import MODEL_DIR, InjectionModel
 
-L2 = 1e-5
+L2 = 1e-6
 STEPS = 300
 LEARNING_RATE = 0.05
 TUNE_BENIGN = 0.01
@@ -116,7 +117,8 @@ def tune(model: InjectionModel, prompts: Sequence[corpus.Prompt]) -> dict[str, o
     verdicts = InjectionDetector(model, threshold=1.1).scan_now([p.text for p in prompts])
     scores = np.array([t.score for t in verdicts.texts])
     attack = np.array([p.attack for p in prompts])
-    benign_scores = np.sort(scores[~attack])
+    real = np.array([not p.source.startswith("synthetic") for p in prompts])
+    benign_scores = np.sort(scores[~attack & real])
     allowed = int(np.floor(TUNE_BENIGN * len(benign_scores)))
     threshold = float(benign_scores[len(benign_scores) - allowed - 1]) + 1e-6
     threshold = min(max(threshold, 0.05), 0.999)
@@ -125,13 +127,15 @@ def tune(model: InjectionModel, prompts: Sequence[corpus.Prompt]) -> dict[str, o
         return {
             "threshold": round(t, 4),
             "attacks_caught": round(float((scores[attack] >= t).mean()), 4),
-            "benign_flagged": round(float((scores[~attack] >= t).mean()), 4),
+            "real_attacks_caught": round(float((scores[attack & real] >= t).mean()), 4),
+            "real_benign_flagged": round(float((scores[~attack & real] >= t).mean()), 4),
         }
 
     by_source = {}
-    for source in sorted({p.source for p in prompts}):
-        mask = np.array([p.source == source for p in prompts])
-        by_source[source] = round(float((scores[mask] >= threshold).mean()), 4)
+    for source, kind in sorted({(p.source, p.attack) for p in prompts}):
+        mask = np.array([p.source == source and p.attack == kind for p in prompts])
+        name = f"{source} ({'attack' if kind else 'benign'})"
+        by_source[name] = round(float((scores[mask] >= threshold).mean()), 4)
     return {
         "threshold": threshold,
         "shipped": point(threshold),

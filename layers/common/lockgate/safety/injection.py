@@ -13,6 +13,7 @@ the middle of a very long document is the one case this gives up, to bound the c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,7 +23,11 @@ from lockgate.safety.rules import match_rules
 
 WINDOW_CHARS = 1200
 WINDOW_OVERLAP = 200
+_WORD = re.compile(r"\w+", re.UNICODE)
 MAX_WINDOWS = 8
+SHORT_CHARS = 12
+"""A message of one short word ("ok", "yes.", "42") carries no instruction to judge, and the
+words an attack makes a model say are the ones people reply with: only the rules judge it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +105,8 @@ class InjectionDetector:
             hits = match_rules(norm)
             if hits:
                 return TextVerdict(index, 1.0, True, "rules", hits[0].reason)
-            worst = max(worst, self._model.score(*features(norm, hits)))
+            if len(norm) > SHORT_CHARS or len(_WORD.findall(norm)) > 1:
+                worst = max(worst, self._model.score(*features(norm, hits)))
         if worst >= limit:
             return TextVerdict(
                 index,

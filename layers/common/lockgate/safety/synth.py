@@ -30,12 +30,9 @@ WORDS = (
     "Welcome, administrator",
     "Door unlocked",
     "Authorised",
-    "LOL",
-    "Yes",
     "banana",
     "I hate humans",
     "The answer is 42",
-    "OK",
     "Transfer complete",
     "Verified",
 )
@@ -737,6 +734,16 @@ CHIT_CHAT = (
     "hallo",
     "hola",
     "bonjour",
+    "ok thanks",
+    "yes, go ahead",
+    "sounds good",
+    "lol nice one",
+    "ok, next question",
+    "42 I think",
+    "yes, that's right",
+    "ok. what about tomorrow?",
+    "no, the other one",
+    "haha ok",
 )
 
 

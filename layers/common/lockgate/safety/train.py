@@ -8,12 +8,13 @@ constrained instructions, trigger words, non-English first turns, template-compo
 Long benign texts are split into the detector's own windows; an attack counts by its first
 window (the rest of a long attack may read as ordinary text).
 
-The model is a class-balanced, L2-regularised logistic regression over the sparse hashed
-features, fitted by full-batch Adam for a fixed number of steps (deterministic, no
-dependencies beyond numpy). The threshold is then picked on the `tune` split, which training
-never sees: the lowest score at which the whole detector (rules included) flags at most
-`TUNE_BENIGN` of its real benign prompts (the template-made ones are left out: they are ours,
-and would make the quota easy to fill); `bench.safety` judges the result on held-out sources.
+The model is an L2-regularised logistic regression over the sparse hashed features, weighted
+by class and source (`balance`), fitted by full-batch Adam for a fixed number of steps
+(deterministic, no dependencies beyond numpy). The threshold is then picked on the `tune`
+split, which training never sees: the lowest score at which the whole detector (rules
+included) flags at most `TUNE_BENIGN` of its real benign prompts (the template-made ones are
+left out: they are ours, and would make the quota easy to fill), half the goal's 2 %, as
+margin for other styles; `bench.safety` judges the result on held-out sources.
 """
 
 from __future__ import annotations
@@ -88,10 +89,22 @@ def design(texts: Sequence[str]) -> Sparse:
     return Sparse(np.concatenate(rows), np.concatenate(columns), np.concatenate(values), len(texts))
 
 
-def fit(x: Sparse, y: Floats) -> tuple[Floats, float]:
-    """Class-balanced logistic regression by full-batch Adam."""
-    positive = float(y.mean())
-    weight = np.where(y == 1, 0.5 / positive, 0.5 / (1 - positive)).astype(np.float32)
+def balance(y: Floats, sources: Sequence[str]) -> Floats:
+    """Per-window weights: each class weighs half, and within a class a source weighs the
+    square root of its size, so the large, easy sets (intents, templates) do not drown the
+    small real ones (deepset's attacks, NotInject's trigger words)."""
+    keys = [(source, label) for source, label in zip(sources, y.tolist(), strict=True)]
+    counts = Counter(keys)
+    raw = np.array([1.0 / np.sqrt(counts[k]) for k in keys], dtype=np.float64)
+    weight = np.zeros(len(y), dtype=np.float64)
+    for label in (0.0, 1.0):
+        mask = y == label
+        weight[mask] = raw[mask] / raw[mask].sum() * 0.5 * len(y)
+    return weight.astype(np.float32)
+
+
+def fit(x: Sparse, y: Floats, weight: Floats) -> tuple[Floats, float]:
+    """Weighted logistic regression by full-batch Adam; `weight` averages 1 per window."""
     w = np.zeros(DIM, dtype=np.float32)
     b = 0.0
     m, v = np.zeros_like(w), np.zeros_like(w)
@@ -118,6 +131,16 @@ def tune(model: InjectionModel, prompts: Sequence[corpus.Prompt]) -> dict[str, o
     scores = np.array([t.score for t in verdicts.texts])
     attack = np.array([p.attack for p in prompts])
     real = np.array([not p.source.startswith("synthetic") for p in prompts])
+    sources = np.array([p.source for p in prompts])
+    benign_sources = sorted(set(sources[~attack & real]))
+
+    def macro_benign(t: float) -> float:
+        """Benign flagged, averaged over sources, reported beside the pooled rate: large easy
+        sources (intents, role questions) fill much of a pooled quota."""
+        return float(
+            np.mean([(scores[~attack & (sources == s)] >= t).mean() for s in benign_sources])
+        )
+
     benign_scores = np.sort(scores[~attack & real])
     allowed = int(np.floor(TUNE_BENIGN * len(benign_scores)))
     threshold = float(benign_scores[len(benign_scores) - allowed - 1]) + 1e-6
@@ -129,6 +152,7 @@ def tune(model: InjectionModel, prompts: Sequence[corpus.Prompt]) -> dict[str, o
             "attacks_caught": round(float((scores[attack] >= t).mean()), 4),
             "real_attacks_caught": round(float((scores[attack & real] >= t).mean()), 4),
             "real_benign_flagged": round(float((scores[~attack & real] >= t).mean()), 4),
+            "real_benign_flagged_by_source_mean": round(macro_benign(t), 4),
         }
 
     by_source = {}
@@ -147,7 +171,7 @@ def tune(model: InjectionModel, prompts: Sequence[corpus.Prompt]) -> dict[str, o
 def train(data: Path, out: Path) -> dict[str, object]:
     started = time.perf_counter()
     texts, y, sources = training_windows(corpus.load("train", data))
-    weights, bias = fit(design(texts), y)
+    weights, bias = fit(design(texts), y, balance(y, sources))
     tuning = corpus.load("tune", data)
     chosen = tune(InjectionModel(weights, bias, 0.5), tuning)
     model = InjectionModel(weights, bias, float(chosen.pop("threshold")))  # type: ignore[arg-type]

@@ -108,6 +108,26 @@ async def main(data: Path) -> str:
         ben = _rate([c for r, c in caught if not r[0].attack])
         mark = " (shipped)" if abs(t - threshold) < 5e-4 else ""
         out.append(f"| {t:.3f}{mark} | {rec:.1%} | {tt:.1%} | {ben:.1%} |")
+    tuning = card["tune"]
+    out += [
+        "",
+        "## Tuning split (where the threshold was picked; from the model card)",
+        "",
+        "A fifth of each permissive training source, never trained on. Its attacks are mostly "
+        "template-made, so their rate flatters; the real ones are deepset train and PALLMs.",
+        "",
+        "| threshold | attacks caught | real attacks caught | real benign flagged "
+        "| real benign flagged, mean over sources |",
+        "|---|---|---|---|---|",
+    ]
+    shipped = tuning["shipped"]  # type: ignore[index]
+    for point in sorted([*tuning["curve"], shipped], key=lambda p: p["threshold"]):  # type: ignore[index]
+        mark = " (shipped)" if point is shipped else ""
+        out.append(
+            f"| {point['threshold']:.3f}{mark} | {point['attacks_caught']:.1%} | "
+            f"{point['real_attacks_caught']:.1%} | {point['real_benign_flagged']:.1%} | "
+            f"{point['real_benign_flagged_by_source_mean']:.1%} |"
+        )
     ok = recall >= TARGET_RECALL and flagged <= TARGET_BENIGN and p95 < TARGET_P95_MS
     out += [
         "",

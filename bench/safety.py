@@ -35,6 +35,32 @@ def _rate(hits: list[bool]) -> float:
     return sum(hits) / len(hits) if hits else 0.0
 
 
+async def _documents(detector: InjectionDetector, data: Path) -> list[str]:
+    """Indirect injection in retrieved documents, apart from the totals: on chunks only the
+    rules act (`block`/`strip`), the classifier's suspicion is flagged."""
+    docs = corpus.documents(data)
+    verdicts = (await detector.scan([d.text for d in docs])).texts
+    out = [
+        "",
+        "## Documents: indirect injection (BIPIA test; not in the totals above)",
+        "",
+        "| source | kind | texts | flagged (any layer) | acted on by `block`/`strip` (rules) |",
+        "|---|---|---|---|---|",
+    ]
+    for source, attack in sorted({(d.source, d.attack) for d in docs}):
+        mine = [
+            v
+            for d, v in zip(docs, verdicts, strict=True)
+            if (d.source, d.attack) == (source, attack)
+        ]
+        out.append(
+            f"| {source} | {'attack' if attack else 'clean'} | {len(mine)} | "
+            f"{_rate([v.injection for v in mine]):.1%} | "
+            f"{_rate([v.injection and v.layer == 'rules' for v in mine]):.1%} |"
+        )
+    return out
+
+
 async def main(data: Path) -> str:
     started_run = time.perf_counter()
     prompts = corpus.load("held_out", data)
@@ -108,6 +134,7 @@ async def main(data: Path) -> str:
         ben = _rate([c for r, c in caught if not r[0].attack])
         mark = " (shipped)" if abs(t - threshold) < 5e-4 else ""
         out.append(f"| {t:.3f}{mark} | {rec:.1%} | {tt:.1%} | {ben:.1%} |")
+    out += await _documents(detector, data)
     tuning = card["tune"]
     out += [
         "",

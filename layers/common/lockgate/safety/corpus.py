@@ -159,6 +159,34 @@ def load(role: Role, data: Path = DEFAULT_DATA) -> list[Prompt]:
     ]
 
 
+def documents(data: Path = DEFAULT_DATA) -> list[Prompt]:
+    """Indirect injection, held out and reported apart: BIPIA's test emails, tables and code
+    answers (MIT; tables and code CC BY-SA), each once clean and once with one of its test
+    attack instructions put at the start, in the middle or at the end, as retrieval would
+    hand them to the guard. Nothing from BIPIA is trained on."""
+    root = data / "prompt-injection" / "bipia" / "benchmark"
+    rng = random.Random(SEED)
+    out: list[Prompt] = []
+    for task, attack_file in (("email", "text"), ("table", "text"), ("code", "code")):
+        groups = json.loads((root / f"{attack_file}_attack_test.json").read_text("utf-8"))
+        attacks = [str(a) for group in groups.values() for a in group]
+        for row in _jsonl(root / task / "test.jsonl"):
+            context = str(row["context"])
+            out.append(Prompt(context, False, f"bipia {task}"))
+            attack = attacks[rng.randrange(len(attacks))]
+            where = rng.randrange(3)
+            cut = context.rfind(" ", 0, len(context) // 2) + 1 if where == 1 else 0
+            poisoned = (
+                f"{attack}\n{context}"
+                if where == 0
+                else f"{context[:cut]}{attack} {context[cut:]}"
+                if where == 1
+                else f"{context}\n{attack}"
+            )
+            out.append(Prompt(poisoned, True, f"bipia {task}"))
+    return out
+
+
 def _seed_texts(data: Path) -> set[str]:
     rows = _jsonl(data / "benign-prompts" / "self-instruct" / "prompts.jsonl")
     return {str(r["text"]) for r in rows if str(r.get("source", "")).endswith("/seed")}

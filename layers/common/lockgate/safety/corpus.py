@@ -12,7 +12,8 @@ of the text, is the `tune` split the thresholds are picked on and the model neve
   system prompts (MIT), PromptBench role/task instructions (MIT), RoleBench questions
   (Apache-2.0, a sample), IFEval (Apache-2.0), self-instruct seed tasks (Apache-2.0),
   NotInject half A (MIT), BANKING77 (CC BY 4.0, Casanueva et al. 2020) and CLINC150
-  (CC BY 3.0, Larson et al. 2019) requests (samples), benign prompts composed from templates
+  (CC BY 3.0, Larson et al. 2019) requests (samples), MakTek support FAQ questions and answers
+  (Apache-2.0), benign prompts composed from templates
   that share the attacks' vocabulary (`synth`).
 
 Held out (evaluation only where the licence says so):
@@ -99,6 +100,19 @@ def _intents(data: Path) -> list[Prompt]:
     return [*_sample(banking, INTENT_SAMPLE), *_sample(assistant, INTENT_SAMPLE)]
 
 
+def _support_faq(data: Path) -> list[Prompt]:
+    """Customer-support questions and answers (MakTek FAQ, Apache-2.0): the help-centre
+    wording ("click Forgot Password and follow the instructions") users paste and retrieval
+    returns."""
+    path = data / "support-kb" / "maktek-customer-support-faqs" / "customer_support_faqs.dedup.json"
+    rows = json.loads(path.read_text("utf-8"))
+    return [
+        Prompt(str(r[field]), False, "maktek support faq")
+        for r in rows
+        for field in ("question", "answer")
+    ]
+
+
 def _in_tune(text: str) -> bool:
     """A stable fifth of every permissive source, by a hash of the text, is kept apart to pick
     thresholds on; the model never trains on it."""
@@ -126,6 +140,7 @@ def _permissive(data: Path) -> list[Prompt]:
         *[Prompt(p.text, False, "self-instruct seed") for p in seeds],
         *[Prompt(p.text, False, "notinject A") for p in notinject_a],
         *_intents(data),
+        *_support_faq(data),
     ]
     hosts = [p.text for p in real if not p.attack and not _in_tune(p.text)]
     made = [

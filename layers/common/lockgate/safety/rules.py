@@ -73,12 +73,23 @@ RULES: tuple[Rule, ...] = (
         re.compile(
             r"\b(show|print|reveal|tell|return|output|repeat|display|give|spell.?check|"
             r"what (are|were))"
-            r"\b[^.!?\n]{0,40}?\b(your|the|all|above|initial|original|system|hidden|secret)\b"
+            r"\b[^.!?\n]{0,40}?\b(your|above|initial|original|system|hidden|secret|previous)\b"
             r"[^.!?\n]{0,20}?\b(prompts?|prompt.texts?|instructions|embeddings|system message|"
             r"rules)\b",
             _F,
         ),
         ("prompt", "instruction", "embedding", "system message", "rules"),
+    ),
+    Rule(
+        "exfiltrate",
+        "asks for the prompt itself",
+        re.compile(
+            r"\b(print|reveal|output|repeat|display|spell.?check)\b[^.!?\n]{0,40}?"
+            r"\b(the|all|this|that|entire|full|whole)\b[^.!?\n]{0,20}?"
+            r"\b(prompts?|prompt.texts?|system message|pre.?prompt)\b",
+            _F,
+        ),
+        ("prompt", "system message"),
     ),
     Rule(
         "exfiltrate_de",

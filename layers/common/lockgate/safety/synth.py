@@ -654,6 +654,16 @@ BENIGN_TEMPLATES = (
     "From now on, answer in {lang} only, please. {question}",
     "New task for today: {question}",
     "Follow these rules when you answer: be brief, cite sources, no jargon. {question}",
+    "{question}\n\nSummarise the text above in two sentences.",
+    "{question}\n\nTranslate the text above into {lang}.",
+    "{question}\n\nCorrect the grammar of the paragraph above.",
+    "What did I ask you at the start of this conversation about {topic}?",
+    "Can you repeat what you said about {topic} earlier?",
+    "I followed the instructions for {topic} but it still does not work. {question}",
+    "Please show me the instructions for setting up {topic}.",
+    "Can you tell me the rules for {topic}?",
+    "Where can I find the instructions to reset my {secret}?",
+    "The instructions in the manual are confusing. {question}",
 )
 ROLES = (
     "pirate captain",

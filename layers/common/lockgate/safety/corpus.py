@@ -13,14 +13,18 @@ of the text, is the `tune` split the thresholds are picked on and the model neve
   (Apache-2.0, a sample), IFEval (Apache-2.0), self-instruct seed tasks (Apache-2.0),
   NotInject half A (MIT), BANKING77 (CC BY 4.0, Casanueva et al. 2020) and CLINC150
   (CC BY 3.0, Larson et al. 2019) requests (samples), MakTek support FAQ questions and answers
-  (Apache-2.0), benign prompts composed from templates
-  that share the attacks' vocabulary (`synth`).
+  (Apache-2.0), benign prompts composed from templates that share the attacks' vocabulary
+  (`synth`).
 
 Held out (evaluation only where the licence says so):
 - attacks: deepset test, Tensor Trust hijacking and extraction (no licence);
 - benign: deepset test, WildGuardTest benign (gated), Alpaca (CC BY-NC, a sample),
   self-instruct user-oriented (its authors ask not to train on it), MT-Bench + Vicuna
-  (role-play), XSTest safe prompts (CC BY 4.0), NotInject half B.
+  (role-play), XSTest safe prompts (CC BY 4.0), NotInject half B;
+- documents, reported apart (`documents`): BIPIA test contexts, clean and with its test
+  attack instructions inserted.
+Tensor Trust is never trained on, nor used to write rules or templates: it is the family the
+detector has never seen.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ bench-%: setup
 
 # Retrains the prompt-injection classifier shipped in lockgate/safety/model/.
 train-safety: setup
-	nice -n 10 $(BIN)/python -m lockgate.safety.train --cache .bench-cache
+	nice -n 10 $(BIN)/python -m lockgate.safety.train
 
 # Retrains the semantic cache's verifier shipped in lockgate/cache/model/.
 train-cache-verifier: setup

@@ -28,7 +28,7 @@ def container(tmp_path: Path, **policy: Any) -> Any:
     [
         ({"cache": {"enabled": False}, "safety": {"injection_action": "off"}}, False),
         ({"cache": {"semantic": False}, "safety": {"injection_action": "off"}}, False),
-        ({"cache": {"enabled": False}}, True),  # the injection guard flags by default
+        ({"cache": {"enabled": False}}, False),  # the injection guard needs no embedding
         ({"safety": {"injection_action": "off"}}, True),  # the semantic cache is on by default
         (
             {

@@ -283,7 +283,7 @@ def build(settings: Settings) -> Container:
         policy,
         cache=CacheService(stores.exact_cache, SemanticCache(embedder, stores.vectors)),
         controls=TenantControls(directory, Limiter(stores.counters, directory, ledger), ledger),
-        guard=InjectionGuard(InjectionDetector(embedder)),
+        guard=InjectionGuard(InjectionDetector()),
         remote=_remote_executor(settings, policy),
     )
     service = TenantService(
@@ -323,14 +323,12 @@ def build(settings: Settings) -> Container:
 
 
 def _requests_embed(policy: Policy) -> bool:
-    """Whether requests will need MiniLM (semantic cache, injection guard, RAG): only then is it
-    loaded at start, to keep the first such request fast. Otherwise it loads on first use (an
-    upload, a folder sync) and a plain relay never holds its ~190 MB."""
+    """Whether requests will need MiniLM (semantic cache, RAG; the injection guard is lexical):
+    only then is it loaded at start, to keep the first such request fast. Otherwise it loads on
+    first use (an upload, a folder sync) and a plain relay never holds its ~190 MB."""
     for name, alias in policy.models.items():
         cache = policy.cache_for(name)
         if (cache.enabled and cache.semantic) or alias.rag is not None:
-            return True
-        if policy.safety_for(name).injection_action != "off":
             return True
     return False
 

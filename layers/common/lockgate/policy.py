@@ -125,10 +125,11 @@ class SafetyPolicy(_Strict):
     max_prompt_tokens: int | None = Field(default=None, ge=1)
     injection_action: Literal["block", "flag", "strip", "off"] = Field(
         default="flag",
-        description="flag by default: on held-out public prompts it flags 0.8 % of benign "
-        "ones but more of short non-English questions and of prompts full of trigger words, "
-        "and catches half of the attacks (bench/results/safety.md); block suits aliases that "
-        "take only questions",
+        description="flag by default: on held-out public prompts it catches 89.5 % of attacks "
+        "but also flags 1.4 % of benign ones (2 % of role-play and long instructions; "
+        "bench/results/safety.md), and blocking would refuse those outright; block suits "
+        "aliases whose users never write instructions, with injection_threshold 0.5 for "
+        "0.6 % benign flagged at 81 % caught",
     )
     injection_threshold: float | None = Field(default=None, ge=0, le=1)
     redact_prompts: bool = Field(default=False, description="mask PII before it leaves")

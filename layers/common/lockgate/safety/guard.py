@@ -13,14 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lockgate.chat import ChatRequest
-from lockgate.embeddings.base import Vectors
 from lockgate.errors import GatewayError
 from lockgate.policy import SafetyPolicy
 from lockgate.safety.injection import InjectionDetector, Verdict
 
 UNTRUSTED_ROLES = frozenset({"user", "tool", "function"})
 SAFETY_HEADER = "x-lockgate-safety"
-SURE_LAYERS = frozenset({"rules", "similarity"})
+SURE_LAYERS = frozenset({"rules"})
 """Layers precise enough to act on text that was not written as a chat prompt."""
 
 
@@ -58,10 +57,7 @@ class InjectionGuard:
     def __init__(self, detector: InjectionDetector) -> None:
         self._detector = detector
 
-    async def check_request(
-        self, request: ChatRequest, policy: SafetyPolicy, *, vectors: Vectors | None = None
-    ) -> GuardResult:
-        """`vectors`, if given, are embeddings of the untrusted messages' texts in order."""
+    async def check_request(self, request: ChatRequest, policy: SafetyPolicy) -> GuardResult:
         if policy.injection_action == "off":
             return GuardResult(request, None)
         indexes = untrusted_messages(request)
@@ -70,7 +66,6 @@ class InjectionGuard:
         verdict = await self._detector.scan(
             [request.messages[i].text() for i in indexes],
             threshold=policy.injection_threshold,
-            vectors=vectors,
         )
         if not verdict.injection:
             return GuardResult(request, verdict)
@@ -92,9 +87,9 @@ class InjectionGuard:
         """For retrieved text. `block` refuses the request (the answer would rest on a
         poisoned document); `strip` keeps only the clean chunks; `flag` keeps all.
 
-        Only the rule and known-attack layers act on documents: help pages are written as
-        instructions ("open Settings and click..."), which the classifier, trained on chat
-        prompts, scores like an attack; its verdicts on chunks are flagged, never acted on."""
+        Only the rule layer acts on documents: help pages are written as instructions ("open
+        Settings and click..."), and the classifier, trained on chat prompts, has seen few
+        documents; its verdicts on chunks are flagged, never acted on."""
         everything = tuple(range(len(chunks)))
         if policy.injection_action == "off" or not chunks:
             return ChunkResult(everything, None)

@@ -1,41 +1,43 @@
-"""Prompt-injection detection in layers, cheapest first, over user input and RAG chunks alike.
+"""Prompt-injection detection over user input and RAG chunks alike, without an embedding.
 
 1. Rules (regex, `rules.py`): high-precision phrasings; a hit decides.
-2. Fast classifier over hashed n-grams and rule hits: a confidently benign text stops here,
-   without an embedding (most ordinary prompts).
-3. Similarity to known attacks (MiniLM embeddings of the training injections): the nearest
-   known attack is close and nearer than any benign training prompt.
-4. Full classifier over [embedding, n-grams, rules]: the score the threshold applies to.
+2. A linear classifier over hashed byte and word n-grams plus the rule hits (`features.py`,
+   `model.py`): the score the threshold applies to.
 
-Long texts are scanned in overlapping windows, so an attack appended to a long document is
-seen by every layer rather than cut off by the embedder's 256-token limit.
+Both together cost well under a millisecond per window, so the guard adds almost nothing to a
+request. Long texts are scanned in overlapping windows, so an attack appended to a long
+document is scored on its own rather than diluted by the document; past `MAX_WINDOWS`, only
+the head and the tail are scanned, where an attack on a prompt sits (an instruction buried in
+the middle of a very long document is the one case this gives up, to bound the cost).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
-from lockgate.embeddings.base import Embedder, Vectors
-from lockgate.safety.features import Features, ngram_features, normalise, rule_features
+from lockgate.safety.features import features, normalise
 from lockgate.safety.model import InjectionModel
 from lockgate.safety.rules import match_rules
 
 WINDOW_CHARS = 1200
 WINDOW_OVERLAP = 200
-SIMILARITY_MARGIN = 0.02
+_WORD = re.compile(r"\w+", re.UNICODE)
+MAX_WINDOWS = 8
+SHORT_CHARS = 12
+"""A message of one short word ("ok", "yes.", "42") carries no instruction to judge, and the
+words an attack makes a model say are the ones people reply with: only the rules judge it."""
 
 
 @dataclass(frozen=True, slots=True)
 class TextVerdict:
     index: int
     score: float
-    """0..1: 1.0 for a rule hit, the similarity for a known-attack match, else the classifier."""
+    """0..1: 1.0 for a rule hit, else the classifier's score of the most suspicious window."""
     injection: bool
     layer: str
-    """`rules`, `fast` (let through unembedded), `similarity` or `classifier`."""
+    """`rules` or `classifier`: which layer decided."""
     reason: str
 
 
@@ -66,136 +68,51 @@ class Verdict:
 
 
 def windows(text: str) -> list[str]:
+    """Overlapping windows of the text; for a very long one, the first and last few."""
     if len(text) <= WINDOW_CHARS:
         return [text]
     step = WINDOW_CHARS - WINDOW_OVERLAP
-    return [text[i : i + WINDOW_CHARS] for i in range(0, len(text) - WINDOW_OVERLAP, step)]
+    starts = list(range(0, len(text) - WINDOW_OVERLAP, step))
+    if len(starts) > MAX_WINDOWS:
+        half = MAX_WINDOWS // 2
+        starts = starts[:half] + starts[-half:]
+    return [text[i : i + WINDOW_CHARS] for i in starts]
 
 
 class InjectionDetector:
-    def __init__(
-        self,
-        embedder: Embedder,
-        model: InjectionModel | None = None,
-        *,
-        threshold: float | None = None,
-    ) -> None:
+    def __init__(self, model: InjectionModel | None = None, *, threshold: float | None = None):
         self._model = model or InjectionModel.load()
-        if embedder.dimensions != self._model.dimensions:
-            raise ValueError(
-                f"the injection model was trained on {self._model.embedder} "
-                f"({self._model.dimensions} dimensions), not {embedder.name}"
-            )
-        self._embedder = embedder
         self.threshold = self._model.threshold if threshold is None else threshold
 
     @property
     def model(self) -> InjectionModel:
         return self._model
 
-    async def scan(
-        self,
-        texts: Sequence[str],
-        *,
-        threshold: float | None = None,
-        vectors: Vectors | None = None,
-    ) -> Verdict:
-        """Scores each text. `vectors`, when the caller already embedded `texts` with the same
-        model (the semantic cache does), saves the embedding for texts of one window."""
+    async def scan(self, texts: Sequence[str], *, threshold: float | None = None) -> Verdict:
+        """Scores each text. Async for the callers' sake; the work is a few numpy calls."""
+        return self.scan_now(texts, threshold=threshold)
+
+    def scan_now(self, texts: Sequence[str], *, threshold: float | None = None) -> Verdict:
         limit = self.threshold if threshold is None else threshold
-        model = self._model
-        verdicts: list[TextVerdict | None] = [None] * len(texts)
-        pending: list[tuple[int, str, Features]] = []  # text index, window, fast features
-        for index, text in enumerate(texts):
-            parts = windows(text)
-            for part in parts:
-                norm = normalise(part)
-                hits = match_rules(norm)
-                if hits:
-                    verdicts[index] = TextVerdict(index, 1.0, True, "rules", hits[0].reason)
-                    break
-                features = np.concatenate([ngram_features(norm), rule_features(norm)])
-                pending.append((index, part, features))
-            else:
-                continue
-            pending = [p for p in pending if p[0] != index]
+        return Verdict(tuple(self._judge(i, text, limit) for i, text in enumerate(texts)))
 
-        best: dict[int, TextVerdict] = {}
-        to_embed: list[tuple[int, str, Features]] = []
-        for index, part, features in pending:
-            fast = _sigmoid(float(features @ model.fast_w) + model.fast_b)
-            if fast < model.fast_pass_below and fast < limit:
-                _keep(
-                    best, TextVerdict(index, fast, False, "fast", "looks like an ordinary prompt")
-                )
-            else:
-                to_embed.append((index, part, features))
-
-        if to_embed:
-            embedded = self._reuse(vectors, texts, to_embed)
-            if embedded is None:
-                embedded = await self._embedder.embed([part for _, part, _ in to_embed])
-            for (index, _, features), vector in zip(to_embed, embedded, strict=True):
-                _keep(best, self._judge(index, vector, features, limit))
-
-        for index, verdict in best.items():
-            if verdicts[index] is None:
-                verdicts[index] = verdict
-        return Verdict(
-            tuple(
-                v if v is not None else TextVerdict(i, 0.0, False, "fast", "empty")
-                for i, v in enumerate(verdicts)
-            )
-        )
-
-    def _judge(self, index: int, vector: Vectors, features: Features, limit: float) -> TextVerdict:
-        model = self._model
-        to_attack = float((model.attacks @ vector).max())
-        to_benign = float((model.benign @ vector).max()) if len(model.benign) else -1.0
-        if to_attack >= model.similarity_threshold and to_attack >= to_benign + SIMILARITY_MARGIN:
+    def _judge(self, index: int, text: str, limit: float) -> TextVerdict:
+        if not text.strip():
+            return TextVerdict(index, 0.0, False, "classifier", "empty")
+        worst = 0.0
+        for part in windows(text):
+            norm = normalise(part)
+            hits = match_rules(norm)
+            if hits:
+                return TextVerdict(index, 1.0, True, "rules", hits[0].reason)
+            if len(norm) > SHORT_CHARS or len(_WORD.findall(norm)) > 1:
+                worst = max(worst, self._model.score(*features(norm, hits)))
+        if worst >= limit:
             return TextVerdict(
                 index,
-                to_attack,
-                True,
-                "similarity",
-                f"closely resembles a known prompt-injection attack (cosine {to_attack:.2f})",
-            )
-        score = _sigmoid(
-            float(vector @ model.full_w[: model.dimensions])
-            + float(features @ model.full_w[model.dimensions :])
-            + model.full_b
-        )
-        if score >= limit:
-            return TextVerdict(
-                index,
-                score,
+                worst,
                 True,
                 "classifier",
-                f"reads like an attempt to override the instructions (score {score:.2f})",
+                f"reads like an attempt to override the instructions (score {worst:.2f})",
             )
-        return TextVerdict(index, score, False, "classifier", "below the threshold")
-
-    @staticmethod
-    def _reuse(
-        vectors: Vectors | None, texts: Sequence[str], to_embed: list[tuple[int, str, Features]]
-    ) -> Vectors | None:
-        if vectors is None or len(vectors) != len(texts):
-            return None
-        if any(part != texts[index] for index, part, _ in to_embed):
-            return None
-        return np.stack([vectors[index] for index, _, _ in to_embed])
-
-
-def _keep(best: dict[int, TextVerdict], verdict: TextVerdict) -> None:
-    """Per text, the most damning window."""
-    current = best.get(verdict.index)
-    if (
-        current is None
-        or (verdict.injection and not current.injection)
-        or (verdict.injection == current.injection and verdict.score > current.score)
-    ):
-        best[verdict.index] = verdict
-
-
-def _sigmoid(z: float) -> float:
-    return float(1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0))))
+        return TextVerdict(index, worst, False, "classifier", "below the threshold")

@@ -1,59 +1,76 @@
-"""Trains the injection classifier from licence-permissive public prompts, reproducibly.
+"""Trains the injection classifier from licence-permissive prompts, reproducibly, in numpy.
 
-    python -m lockgate.safety.train [--data DIR] [--out DIR] [--cache DIR]
+    python -m lockgate.safety.train [--data DIR] [--out DIR]
 
-Reads only the training sources of `lockgate.safety.corpus` (attacks: deepset train, PALLMs;
-benign: role-play, system prompts, imperative tasks, code, constrained instructions, trigger
-words and non-English first turns); the held-out sources are for `bench.safety`. Long texts
-are split into the detector's own windows. Steps: embed every window with the bundled MiniLM;
-fit two class-balanced L2-regularised logistic regressions with plain gradient descent (numpy,
-fixed seed, fixed iterations); pick thresholds from 5-fold out-of-fold scores:
+Reads only the `train` split of `lockgate.safety.corpus` (attacks: deepset train, PALLMs,
+template-composed attacks; benign: role-play, system prompts, imperative tasks, code,
+constrained instructions, trigger words, non-English first turns, template-composed look-alikes).
+Long benign texts are split into the detector's own windows; an attack counts by its first
+window (the rest of a long attack may read as ordinary text).
 
-- the full classifier's threshold is the `BENIGN_QUANTILE` of benign out-of-fold scores, i.e.
-  the target of at most 1 % of benign training prompts flagged;
-- the fast classifier lets a text through without embedding it below the score that at most
-  `FAST_MISS` of out-of-fold attacks fall under;
-- the similarity layer fires when a text's nearest known attack is at least 0.8 cosine away and
-  nearer than its nearest benign training prompt.
+The model is an L2-regularised logistic regression over the sparse hashed features, weighted
+by class and source (`balance`), fitted by full-batch Adam for a fixed number of steps
+(deterministic, no dependencies beyond numpy). The threshold is then picked on the `tune`
+split, which training never sees: the lowest score at which the whole detector (rules
+included) flags at most `TUNE_BENIGN` of its real benign prompts (the template-made ones are
+left out: they are ours, and would make the quota easy to fill), half the goal's 2 %, as
+margin for other styles; `bench.safety` judges the result on held-out sources.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import json
 import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from lockgate.safety import corpus
-from lockgate.safety.features import ngram_features, normalise, rule_features
-from lockgate.safety.injection import windows
+from lockgate.safety.features import DIM, features, normalise
+from lockgate.safety.injection import InjectionDetector, windows
 from lockgate.safety.model import MODEL_DIR, InjectionModel
 
-SEED = 0
-FOLDS = 5
-L2 = 3e-4
-ITERATIONS = 400
-LEARNING_RATE = 4.0
-BENIGN_QUANTILE = 0.99
-FAST_MISS = 0.01
-MIN_SIMILARITY = 0.8
+L2 = 1e-6
+STEPS = 300
+LEARNING_RATE = 0.05
+TUNE_BENIGN = 0.01
+CURVE = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
 
-Matrix = npt.NDArray[np.float32]
+Floats = npt.NDArray[np.float32]
 
 
-def training_windows(data: Path) -> tuple[list[str], npt.NDArray[np.float32], list[str]]:
-    """(window texts, labels, sources): benign texts in the detector's windows, each attack as
-    its first window (the rest of a long attack may read as ordinary text)."""
+@dataclass(frozen=True, slots=True)
+class Sparse:
+    """Rows of (column, value) pairs, flattened: enough of CSR for a linear model."""
+
+    rows: npt.NDArray[np.int64]
+    columns: npt.NDArray[np.int64]
+    values: Floats
+    n: int
+
+    def dot(self, w: Floats) -> Floats:
+        out: Floats = np.bincount(
+            self.rows, weights=w[self.columns] * self.values, minlength=self.n
+        ).astype(np.float32)
+        return out
+
+    def tdot(self, g: Floats) -> Floats:
+        out: Floats = np.bincount(
+            self.columns, weights=self.values * g[self.rows], minlength=DIM
+        ).astype(np.float32)
+        return out
+
+
+def training_windows(prompts: Sequence[corpus.Prompt]) -> tuple[list[str], Floats, list[str]]:
     texts, labels, sources = [], [], []
-    for prompt in corpus.load("train", data):
+    for prompt in prompts:
         parts = windows(prompt.text)
         for part in parts[:1] if prompt.attack else parts:
             texts.append(part)
@@ -62,121 +79,119 @@ def training_windows(data: Path) -> tuple[list[str], npt.NDArray[np.float32], li
     return texts, np.array(labels, dtype=np.float32), sources
 
 
-def embed(texts: Sequence[str], cache: Path | None) -> tuple[Matrix, str, int]:
-    """MiniLM vectors, from `cache` when the same model embedded the same texts before."""
-    from lockgate.embeddings.local import MiniLMEmbedder
-
-    embedder = MiniLMEmbedder()
-    digest = hashlib.sha256(json.dumps([embedder.name, list(texts)]).encode()).hexdigest()[:16]
-    path = cache / f"safety-{digest}.npy" if cache is not None else None
-    if path is not None and path.exists():
-        vectors = np.load(path)
-    else:
-        vectors = asyncio.run(embedder.embed(list(texts)))
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, vectors)
-    embedder.close()
-    return vectors.astype(np.float32), embedder.name, embedder.dimensions
+def design(texts: Sequence[str]) -> Sparse:
+    rows, columns, values = [], [], []
+    for i, text in enumerate(texts):
+        idx, val = features(normalise(text))
+        rows.append(np.full(len(idx), i, dtype=np.int64))
+        columns.append(idx)
+        values.append(val)
+    return Sparse(np.concatenate(rows), np.concatenate(columns), np.concatenate(values), len(texts))
 
 
-def text_features(texts: Sequence[str]) -> Matrix:
-    """[n-grams, rules] per text: the fast classifier's input and the tail of the full one's."""
-    rows = []
-    for text in texts:
-        norm = normalise(text)
-        rows.append(np.concatenate([ngram_features(norm), rule_features(norm)]))
-    return np.stack(rows).astype(np.float32)
+def balance(y: Floats, sources: Sequence[str]) -> Floats:
+    """Per-window weights: each class weighs half, and within a class a source weighs the
+    square root of its size, so the large, easy sets (intents, templates) do not drown the
+    small real ones (deepset's attacks, NotInject's trigger words)."""
+    keys = [(source, label) for source, label in zip(sources, y.tolist(), strict=True)]
+    counts = Counter(keys)
+    raw = np.array([1.0 / np.sqrt(counts[k]) for k in keys], dtype=np.float64)
+    weight = np.zeros(len(y), dtype=np.float64)
+    for label in (0.0, 1.0):
+        mask = y == label
+        weight[mask] = raw[mask] / raw[mask].sum() * 0.5 * len(y)
+    return weight.astype(np.float32)
 
 
-def fit(x: Matrix, y: npt.NDArray[np.float32]) -> tuple[Matrix, float]:
-    """Class-balanced logistic regression by full-batch gradient descent: deterministic, no
-    dependencies. Balanced because benign windows outnumber attacks about fifteen to one."""
-    w = np.zeros(x.shape[1], dtype=np.float32)
-    b = np.float32(0.0)
-    positive = max(float(y.mean()), 1e-6)
-    weight = np.where(y == 1, 0.5 / positive, 0.5 / (1 - positive)).astype(np.float32)
-    for _ in range(ITERATIONS):
-        p = _sigmoid(x @ w + b)
-        g = ((p - y) * weight).astype(np.float32)
-        w -= np.float32(LEARNING_RATE) * (x.T @ g / np.float32(len(y)) + np.float32(L2) * w)
-        b -= np.float32(LEARNING_RATE) * g.mean()
-    return w, float(b)
+def fit(x: Sparse, y: Floats, weight: Floats) -> tuple[Floats, float]:
+    """Weighted logistic regression by full-batch Adam; `weight` averages 1 per window."""
+    w = np.zeros(DIM, dtype=np.float32)
+    b = 0.0
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    mb = vb = 0.0
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    for step in range(1, STEPS + 1):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x.dot(w) + b, -30, 30)))
+        g = ((p - y) * weight / len(y)).astype(np.float32)
+        gw = x.tdot(g) + np.float32(L2) * w
+        gb = float(g.sum())
+        m = (beta1 * m + (1 - beta1) * gw).astype(np.float32)
+        v = (beta2 * v + (1 - beta2) * gw * gw).astype(np.float32)
+        mb = beta1 * mb + (1 - beta1) * gb
+        vb = beta2 * vb + (1 - beta2) * gb * gb
+        correction = np.sqrt(1 - beta2**step) / (1 - beta1**step)
+        w -= (LEARNING_RATE * correction * m / (np.sqrt(v) + eps)).astype(np.float32)
+        b -= LEARNING_RATE * correction * mb / (np.sqrt(vb) + eps)
+    return w, b
 
 
-def out_of_fold(x: Matrix, y: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    order = np.random.default_rng(SEED).permutation(len(y))
-    scores = np.zeros(len(y), dtype=np.float32)
-    for fold in np.array_split(order, FOLDS):
-        train = np.ones(len(y), dtype=bool)
-        train[fold] = False
-        w, b = fit(x[train], y[train])
-        scores[fold] = _sigmoid(x[fold] @ w + b)
-    return scores
+def tune(model: InjectionModel, prompts: Sequence[corpus.Prompt]) -> dict[str, object]:
+    """Picks the threshold on the tuning split with the real detector; returns the curve."""
+    verdicts = InjectionDetector(model, threshold=1.1).scan_now([p.text for p in prompts])
+    scores = np.array([t.score for t in verdicts.texts])
+    attack = np.array([p.attack for p in prompts])
+    real = np.array([not p.source.startswith("synthetic") for p in prompts])
+    sources = np.array([p.source for p in prompts])
+    benign_sources = sorted(set(sources[~attack & real]))
+
+    def macro_benign(t: float) -> float:
+        """Benign flagged, averaged over sources, reported beside the pooled rate: large easy
+        sources (intents, role questions) fill much of a pooled quota."""
+        return float(
+            np.mean([(scores[~attack & (sources == s)] >= t).mean() for s in benign_sources])
+        )
+
+    benign_scores = np.sort(scores[~attack & real])
+    allowed = int(np.floor(TUNE_BENIGN * len(benign_scores)))
+    threshold = float(benign_scores[len(benign_scores) - allowed - 1]) + 1e-6
+    threshold = min(max(threshold, 0.05), 0.999)
+
+    def point(t: float) -> dict[str, float]:
+        return {
+            "threshold": round(t, 4),
+            "attacks_caught": round(float((scores[attack] >= t).mean()), 4),
+            "real_attacks_caught": round(float((scores[attack & real] >= t).mean()), 4),
+            "real_benign_flagged": round(float((scores[~attack & real] >= t).mean()), 4),
+            "real_benign_flagged_by_source_mean": round(macro_benign(t), 4),
+        }
+
+    by_source = {}
+    for source, kind in sorted({(p.source, p.attack) for p in prompts}):
+        mask = np.array([p.source == source and p.attack == kind for p in prompts])
+        name = f"{source} ({'attack' if kind else 'benign'})"
+        by_source[name] = round(float((scores[mask] >= threshold).mean()), 4)
+    return {
+        "threshold": threshold,
+        "shipped": point(threshold),
+        "curve": [point(t) for t in CURVE],
+        "flagged_by_source": by_source,
+    }
 
 
-def _sigmoid(z: Matrix) -> Matrix:
-    out: Matrix = (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
-    return out
-
-
-def train(data: Path, out: Path, cache: Path | None = None) -> dict[str, object]:
+def train(data: Path, out: Path) -> dict[str, object]:
     started = time.perf_counter()
-    texts, y, sources = training_windows(data)
-    vectors, embedder_name, dimensions = embed(texts, cache)
-    fast_x = text_features(texts)
-    full_x = np.hstack([vectors, fast_x]).astype(np.float32)
-
-    fast_oof = out_of_fold(fast_x, y)
-    full_oof = out_of_fold(full_x, y)
-    threshold = float(np.quantile(full_oof[y == 0], BENIGN_QUANTILE)) + 1e-6
-    fast_pass_below = float(np.quantile(fast_oof[y == 1], FAST_MISS))
-    attacks = vectors[y == 1]
-    similarity_threshold = MIN_SIMILARITY
-
-    fast_w, fast_b = fit(fast_x, y)
-    full_w, full_b = fit(full_x, y)
-    model = InjectionModel(
-        fast_w=fast_w,
-        fast_b=fast_b,
-        full_w=full_w,
-        full_b=full_b,
-        attacks=attacks,
-        benign=vectors[y == 0],
-        threshold=threshold,
-        fast_pass_below=fast_pass_below,
-        similarity_threshold=similarity_threshold,
-        embedder=embedder_name,
-        dimensions=dimensions,
-    )
+    texts, y, sources = training_windows(corpus.load("train", data))
+    weights, bias = fit(design(texts), y, balance(y, sources))
+    tuning = corpus.load("tune", data)
+    chosen = tune(InjectionModel(weights, bias, 0.5), tuning)
+    model = InjectionModel(weights, bias, float(chosen.pop("threshold")))  # type: ignore[arg-type]
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "injection.npz")
-    caught = full_oof >= threshold
     card: dict[str, object] = {
-        "training_sources": dict(sorted(Counter(sources).items())),
+        "training_windows_by_source": dict(sorted(Counter(sources).items())),
         "texts_sha256": hashlib.sha256("\0".join(texts).encode()).hexdigest(),
         "windows": len(y),
         "attacks": int(y.sum()),
-        "embedder": embedder_name,
         "hyperparameters": {
             "l2": L2,
-            "iterations": ITERATIONS,
+            "steps": STEPS,
             "learning_rate": LEARNING_RATE,
-            "folds": FOLDS,
-            "seed": SEED,
-            "benign_quantile": BENIGN_QUANTILE,
-            "fast_miss": FAST_MISS,
+            "tune_benign": TUNE_BENIGN,
+            "seed": corpus.SEED,
         },
-        "thresholds": {
-            "full": round(threshold, 6),
-            "fast_pass_below": round(fast_pass_below, 6),
-            "similarity": round(similarity_threshold, 6),
-        },
-        "cross_validation": {
-            "recall": round(float(caught[y == 1].mean()), 4),
-            "benign_flagged": round(float(caught[y == 0].mean()), 4),
-            "fast_passes_benign": round(float((fast_oof[y == 0] < fast_pass_below).mean()), 4),
-        },
+        "threshold": round(model.threshold, 6),
+        "tune_prompts": len(tuning),
+        "tune": chosen,
         "seconds": round(time.perf_counter() - started, 1),
     }
     (out / "injection.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
@@ -187,12 +202,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lockgate.safety.train", description=__doc__)
     parser.add_argument("--data", type=Path, default=corpus.DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=MODEL_DIR)
-    parser.add_argument("--cache", type=Path, default=None, help="embedding cache directory")
     args = parser.parse_args(argv)
     if not (args.data / "benign-prompts").is_dir():
         print(f"no benign-prompts/ in {args.data}", file=sys.stderr)
         return 2
-    print(json.dumps(train(args.data, args.out, args.cache), indent=2))
+    print(json.dumps(train(args.data, args.out), indent=2))
     return 0
 
 

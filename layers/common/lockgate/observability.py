@@ -17,17 +17,40 @@ import orjson
 from lockgate.safety.redaction import redact
 
 
+_CLEAN_MAX = 4096
+_clean: dict[str, str] = {}
+
+
+def _redacted(value: str) -> str:
+    """`redact`, remembered per distinct value: a request's log line is mostly the same few
+    strings (path, alias, model, outcome), and matching every pattern on each costs more than
+    the rest of the line. Bounded; the memory starts over when full."""
+    done = _clean.get(value)
+    if done is None:
+        done = redact(value)
+        if len(_clean) >= _CLEAN_MAX:
+            _clean.clear()
+        _clean[value] = done
+    return done
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": redact(record.getMessage()),
+            "msg": _redacted(record.getMessage()),
         }
         fields = getattr(record, "fields", None)
         if fields:
-            entry.update({k: redact(v) if isinstance(v, str) else v for k, v in fields.items()})
+            request_id = fields.get("request_id")
+            entry.update(
+                {
+                    k: (redact(v) if v is request_id else _redacted(v)) if isinstance(v, str) else v
+                    for k, v in fields.items()
+                }
+            )
         if record.exc_info and record.exc_info[0] is not None:
             entry["error"] = redact(f"{record.exc_info[0].__name__}: {record.exc_info[1]}")
         return orjson.dumps(entry).decode()
@@ -39,6 +62,10 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # The JSON lines carry none of these; gathering them costs every record (one per request).
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     for noisy in ("httpx", "httpx2", "openai", "anthropic", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -64,4 +91,16 @@ def log_request(fields: dict[str, Any], started: float) -> None:
         except Exception:
             logging.getLogger("lockgate").exception("request sink failed")
     if access_log.isEnabledFor(logging.INFO):
-        access_log.info("request", extra={"fields": fields})
+        # `makeRecord` + `handle` is `info` without the walk up the stack for the caller's
+        # file and line, which the JSON line does not carry.
+        record = access_log.makeRecord(
+            access_log.name,
+            logging.INFO,
+            __file__,
+            0,
+            "request",
+            (),
+            None,
+            extra={"fields": fields},
+        )
+        access_log.handle(record)

@@ -7,6 +7,7 @@ that slips into a message (an upstream error quoting a key, a header in an excep
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -15,7 +16,6 @@ from typing import Any
 import orjson
 
 from lockgate.safety.redaction import redact
-
 
 _CLEAN_MAX = 4096
 _clean: dict[str, str] = {}
@@ -34,6 +34,15 @@ def _redacted(value: str) -> str:
     return done
 
 
+_OWN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _id_redacted(request_id: str) -> str:
+    """A request id is new each time, so not remembered; one the gateway made (32 hex digits,
+    which no secret or personal-data pattern can match) is written as it is."""
+    return request_id if _OWN_ID.fullmatch(request_id) else redact(request_id)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -47,7 +56,9 @@ class JsonFormatter(logging.Formatter):
             request_id = fields.get("request_id")
             entry.update(
                 {
-                    k: (redact(v) if v is request_id else _redacted(v)) if isinstance(v, str) else v
+                    k: (_id_redacted(v) if v is request_id else _redacted(v))
+                    if isinstance(v, str)
+                    else v
                     for k, v in fields.items()
                 }
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -10,6 +11,7 @@ from typing import Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -156,7 +158,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             response = json_response(wire.body(result, _model(ctx)), headers=ctx.headers())
         except Exception as exc:
             response = _failure(request, exc, ctx)
-        log_request(_fields(wire.path, ctx, response.status_code), started)
+        _log_when_sent(response, _fields(wire.path, ctx, response.status_code), started)
         return response
 
     async def chat_completions(request: Request) -> Response:
@@ -390,9 +392,58 @@ def _sse(
         finally:
             log_request(_fields(wire.path, ctx, 200, stream=True), started)
 
-    return StreamingResponse(
+    return _EventStream(
         frames(), media_type="text/event-stream", headers={**SSE_HEADERS, **ctx.headers()}
     )
+
+
+class _EventStream(StreamingResponse):
+    """Starlette's streaming response, the client's leaving watched by one plain asyncio task.
+
+    Under an ASGI server older than spec 2.4 (uvicorn says 2.3) Starlette runs the stream in
+    a task of an anyio task group while the request's task listens for the disconnect: a task
+    hop before the first byte and anyio's cancel scopes around every stream. Here the stream
+    runs in the request's own task and a watcher cancels it if the client goes, which ends it
+    the same way (the frames' `finally` logs it, the upstream is closed)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        streaming = asyncio.current_task()
+        if streaming is None:  # not under asyncio: Starlette's own way
+            await super().__call__(scope, receive, send)
+            return
+        gone = False
+
+        async def watch() -> None:
+            nonlocal gone
+            try:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+            except Exception:
+                return  # nothing more to hear from the server; the stream goes on
+            gone = True
+            streaming.cancel()
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+        try:
+            await self.stream_response(send)
+        except asyncio.CancelledError:
+            if not gone:
+                raise
+            streaming.uncancel()
+        finally:
+            watcher.cancel()
+        if self.background is not None:
+            await self.background()
+
+
+def _log_when_sent(response: Response, fields: dict[str, object], started: float) -> None:
+    """The request's log line (and the metrics and trace attributes fed from it) right after
+    its response is written, in the same task: the caller has the answer while it is made."""
+
+    async def log() -> None:
+        log_request(fields, started)
+
+    response.background = BackgroundTask(log)
 
 
 def _error_response(request: Request, error: GatewayError, ctx: RequestContext) -> Response:

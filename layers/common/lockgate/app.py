@@ -11,7 +11,6 @@ from typing import Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -158,7 +157,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             response = json_response(wire.body(result, _model(ctx)), headers=ctx.headers())
         except Exception as exc:
             response = _failure(request, exc, ctx)
-        _log_when_sent(response, _fields(wire.path, ctx, response.status_code), started)
+        log_request(_fields(wire.path, ctx, response.status_code), started)
         return response
 
     async def chat_completions(request: Request) -> Response:
@@ -434,16 +433,6 @@ class _EventStream(StreamingResponse):
             watcher.cancel()
         if self.background is not None:
             await self.background()
-
-
-def _log_when_sent(response: Response, fields: dict[str, object], started: float) -> None:
-    """The request's log line (and the metrics and trace attributes fed from it) right after
-    its response is written, in the same task: the caller has the answer while it is made."""
-
-    async def log() -> None:
-        log_request(fields, started)
-
-    response.background = BackgroundTask(log)
 
 
 def _error_response(request: Request, error: GatewayError, ctx: RequestContext) -> Response:

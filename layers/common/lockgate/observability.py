@@ -22,9 +22,10 @@ _clean: dict[str, str] = {}
 
 
 def _redacted(value: str) -> str:
-    """`redact`, remembered per distinct value: a request's log line is mostly the same few
-    strings (path, alias, model, outcome), and matching every pattern on each costs more than
-    the rest of the line. Bounded; the memory starts over when full."""
+    """`redact`, remembered per distinct value, for the access log only: its line is mostly the
+    same few strings the gateway itself set (path, alias, model, outcome), and matching every
+    pattern on each costs more than the rest of the line. Other messages, which may quote
+    anything, are not kept. Bounded; the memory starts over when full."""
     done = _clean.get(value)
     if done is None:
         done = redact(value)
@@ -49,10 +50,12 @@ class JsonFormatter(logging.Formatter):
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": _redacted(record.getMessage()),
+            "msg": redact(record.getMessage()),
         }
         fields = getattr(record, "fields", None)
-        if fields:
+        if fields and record.name != access_log.name:
+            entry.update({k: redact(v) if isinstance(v, str) else v for k, v in fields.items()})
+        elif fields:
             request_id = fields.get("request_id")
             entry.update(
                 {

@@ -31,3 +31,23 @@ def test_json_lines_carry_fields_and_mask_them() -> None:
     line = orjson.loads(JsonFormatter().format(record))
     assert line["request_id"] == "r1"
     assert "sk-aaaaaaaaaaaaaaaa" not in line["msg"] and "zzzzzzzzzzzz" not in line["detail"]
+
+
+def access_line(fields: dict[str, object]) -> dict[str, object]:
+    record = logging.LogRecord("lockgate.access", logging.INFO, __file__, 1, "request", (), None)
+    record.fields = fields
+    line: dict[str, object] = orjson.loads(JsonFormatter().format(record))
+    return line
+
+
+def test_access_lines_mask_secrets_every_time_they_appear() -> None:
+    for _ in range(3):  # the same value again: still masked
+        line = access_line({"request_id": "0" * 32, "outcome": "sk-abcdefghijklmnop"})
+        assert "sk-abcdefghijklmnop" not in str(line["outcome"])
+        assert line["request_id"] == "0" * 32
+
+
+def test_a_caller_request_id_that_looks_like_a_key_is_masked() -> None:
+    line = access_line({"request_id": "sk-proj-abcdefghijklmnop", "path": "/v1/chat/completions"})
+    assert "abcdefghijklmnop" not in str(line["request_id"])
+    assert line["path"] == "/v1/chat/completions"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -30,6 +31,7 @@ from lockgate.api.errors import (
 from lockgate.api.http import (
     api_key,
     gateway_key_id,
+    headers_of,
     json_response,
     parse,
     read_body,
@@ -58,7 +60,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         yield
         await container.aclose()
 
-    app = FastAPI(title="Lockgate", version=__version__, lifespan=lifespan)
+    app = _Gateway(title="Lockgate", version=__version__, lifespan=lifespan)
     app.state.container = container
     for middleware, options in container.middleware:
         app.add_middleware(middleware, **options)
@@ -145,8 +147,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         try:
             await gateway.authenticate(api_key(request), ctx, gateway_key_id(request))
             chat = wire.parse(await read_body(request, limit))
-            chat.keep_headers(request.headers)
-            control = CacheControl.of(chat, request.headers.get("cache-control"))
+            headers = headers_of(request)
+            chat.keep_headers(headers)
+            control = CacheControl.of(chat, headers.get("cache-control"))
             if chat.stream:
                 chunks = await gateway.stream(chat, ctx, control)
                 return _sse(wire, chat, chunks, ctx, started)
@@ -174,7 +177,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             turn = await ResponsesTurn.open(
                 body, _conversations(container), tenant.id, container.policy.response_ttl_s
             )
-            control = CacheControl.of(turn.chat, request.headers.get("cache-control"))
+            control = CacheControl.of(turn.chat, headers_of(request).get("cache-control"))
             if turn.chat.stream:
                 chunks = await gateway.stream(turn.chat, ctx, control)
                 return _sse(turn, turn.chat, turn.remembering(chunks), ctx, started)
@@ -228,12 +231,52 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.add_route("/v1/embeddings", embeddings, methods=["POST"])
     app.add_route("/v1/responses/{response_id}", stored, methods=["GET", "DELETE"])
 
+    hot = {OPENAI.path: chat_completions, ANTHROPIC.path: messages}
+    app.hot_paths = {path: _hot_chain(handler, container) for path, handler in hot.items()}
+
     app.include_router(documents_router(gateway, limit))
     admin_key = container.settings.admin_key
     app.include_router(
         admin_router(container.tenants, admin_key.get_secret_value() if admin_key else None)
     )
     return app
+
+
+class _Gateway(FastAPI):
+    """FastAPI, with the chat routes taken straight to their handlers.
+
+    The chat routes catch every error themselves and use none of FastAPI's per-request
+    machinery, yet each request would pass through its whole stack: server-error and exception
+    middleware, the telemetry and body-limit layers, the router's matching. At a gateway's
+    request rates those layers cost as much as relaying the call, so a POST to a chat path
+    runs only what it needs: `_LastResort`, the container's middleware (tracing), the handler.
+    Anything else, including a chat path under a `root_path`, takes the full stack.
+    """
+
+    hot_paths: dict[str, ASGIApp] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            hot = self.hot_paths.get(scope["path"])
+            if hot is not None and not (self.root_path or scope.get("root_path")):
+                scope["app"] = self
+                await hot(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def _hot_chain(handler: Callable[[Request], Awaitable[Response]], container: Container) -> ASGIApp:
+    """The handler as an ASGI app, wrapped as the full stack wraps it (`_BoundedBodies` lets
+    the chat paths through untouched: they bound their own bodies)."""
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await handler(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    app: ASGIApp = endpoint
+    for middleware, options in container.middleware:
+        app = middleware(app, **options)
+    return _LastResort(app)
 
 
 class StreamEncoder(Protocol):
@@ -348,9 +391,48 @@ def _sse(
         finally:
             log_request(_fields(wire.path, ctx, 200, stream=True), started)
 
-    return StreamingResponse(
+    return _EventStream(
         frames(), media_type="text/event-stream", headers={**SSE_HEADERS, **ctx.headers()}
     )
+
+
+class _EventStream(StreamingResponse):
+    """Starlette's streaming response, the client's leaving watched by one plain asyncio task.
+
+    Under an ASGI server older than spec 2.4 (uvicorn says 2.3) Starlette runs the stream in
+    a task of an anyio task group while the request's task listens for the disconnect: a task
+    hop before the first byte and anyio's cancel scopes around every stream. Here the stream
+    runs in the request's own task and a watcher cancels it if the client goes, which ends it
+    the same way (the frames' `finally` logs it, the upstream is closed)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        streaming = asyncio.current_task()
+        if streaming is None:  # not under asyncio: Starlette's own way
+            await super().__call__(scope, receive, send)
+            return
+        gone = False
+
+        async def watch() -> None:
+            nonlocal gone
+            try:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+            except Exception:
+                return  # nothing more to hear from the server; the stream goes on
+            gone = True
+            streaming.cancel()
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+        try:
+            await self.stream_response(send)
+        except asyncio.CancelledError:
+            if not gone:
+                raise
+            streaming.uncancel()
+        finally:
+            watcher.cancel()
+        if self.background is not None:
+            await self.background()
 
 
 def _error_response(request: Request, error: GatewayError, ctx: RequestContext) -> Response:
@@ -478,4 +560,4 @@ def _model(ctx: RequestContext) -> str:
 
 
 def _id(prefix: str) -> str:
-    return prefix + uuid.uuid4().hex[:24]
+    return prefix + os.urandom(12).hex()

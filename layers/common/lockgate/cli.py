@@ -38,8 +38,10 @@ def _serve(args: argparse.Namespace) -> int:
         )
     else:
         print(f"\n  Lockgate listening at {base}\n", flush=True)
+    app = create_app(container=container)
+    _settle_heap()
     uvicorn.run(
-        create_app(container=container),
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop" if _has("uvloop") else "asyncio",
@@ -49,6 +51,22 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=5,
     )
     return 0
+
+
+def _settle_heap() -> None:
+    """Moves what start-up built (modules, the policy, the app) out of the collector's sight,
+    and collects the young generation less often: a full collection otherwise walks every
+    object of the process and stalls every request in flight, the tail of the latency under
+    load. Requests create short-lived objects that reference counting frees."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
+GC_YOUNG_THRESHOLD = 10_000
+"""Allocations between young-generation collections (CPython's default: 700)."""
 
 
 def _mock_upstream(args: argparse.Namespace) -> int:

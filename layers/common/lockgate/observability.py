@@ -7,6 +7,7 @@ that slips into a message (an upstream error quoting a key, a header in an excep
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -15,6 +16,32 @@ from typing import Any
 import orjson
 
 from lockgate.safety.redaction import redact
+
+_CLEAN_MAX = 4096
+_clean: dict[str, str] = {}
+
+
+def _redacted(value: str) -> str:
+    """`redact`, remembered per distinct value, for the access log only: its line is mostly the
+    same few strings the gateway itself set (path, alias, model, outcome), and matching every
+    pattern on each costs more than the rest of the line. Other messages, which may quote
+    anything, are not kept. Bounded; the memory starts over when full."""
+    done = _clean.get(value)
+    if done is None:
+        done = redact(value)
+        if len(_clean) >= _CLEAN_MAX:
+            _clean.clear()
+        _clean[value] = done
+    return done
+
+
+_OWN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _id_redacted(request_id: str) -> str:
+    """A request id is new each time, so not remembered; one the gateway made (32 hex digits,
+    which no secret or personal-data pattern can match) is written as it is."""
+    return request_id if _OWN_ID.fullmatch(request_id) else redact(request_id)
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,8 +53,18 @@ class JsonFormatter(logging.Formatter):
             "msg": redact(record.getMessage()),
         }
         fields = getattr(record, "fields", None)
-        if fields:
+        if fields and record.name != access_log.name:
             entry.update({k: redact(v) if isinstance(v, str) else v for k, v in fields.items()})
+        elif fields:
+            request_id = fields.get("request_id")
+            entry.update(
+                {
+                    k: (_id_redacted(v) if v is request_id else _redacted(v))
+                    if isinstance(v, str)
+                    else v
+                    for k, v in fields.items()
+                }
+            )
         if record.exc_info and record.exc_info[0] is not None:
             entry["error"] = redact(f"{record.exc_info[0].__name__}: {record.exc_info[1]}")
         return orjson.dumps(entry).decode()
@@ -39,6 +76,10 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # The JSON lines carry none of these; gathering them costs every record (one per request).
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     for noisy in ("httpx", "httpx2", "openai", "anthropic", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -64,4 +105,16 @@ def log_request(fields: dict[str, Any], started: float) -> None:
         except Exception:
             logging.getLogger("lockgate").exception("request sink failed")
     if access_log.isEnabledFor(logging.INFO):
-        access_log.info("request", extra={"fields": fields})
+        # `makeRecord` + `handle` is `info` without the walk up the stack for the caller's
+        # file and line, which the JSON line does not carry.
+        record = access_log.makeRecord(
+            access_log.name,
+            logging.INFO,
+            __file__,
+            0,
+            "request",
+            (),
+            None,
+            extra={"fields": fields},
+        )
+        access_log.handle(record)

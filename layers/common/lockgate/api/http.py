@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from typing import TypeVar
 
 import orjson
@@ -14,26 +14,44 @@ from starlette.responses import Response
 from lockgate.api.errors import GatewayError, bad_request, body_too_large
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_HEADERS = "lockgate.headers"
 
 M = TypeVar("M", bound=BaseModel)
 
 
+def headers_of(request: Request) -> dict[str, str]:
+    """The request's headers in one dict, built once per request: the routes ask for several,
+    mostly absent, and a miss in Starlette's `Headers` walks the raw list and raises. A
+    repeated header reads as its first value, as `Headers.get` has it."""
+    scope = request.scope
+    found: dict[str, str] | None = scope.get(_HEADERS)
+    if found is None:
+        found = {}
+        for name, value in scope["headers"]:
+            key = name.decode("latin-1").lower()
+            if key not in found:
+                found[key] = value.decode("latin-1")
+        scope[_HEADERS] = found
+    return found
+
+
 def request_id(request: Request) -> str:
     """The caller's id when it is a sane token, so traces join up; a fresh one otherwise."""
-    given = request.headers.get("x-request-id")
+    given = headers_of(request).get("x-request-id")
     if given and _REQUEST_ID.match(given):
         return given
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def api_key(request: Request) -> str | None:
     """The key from `Authorization: Bearer` (OpenAI SDK) or `x-api-key` (Anthropic SDK)."""
-    authorization = request.headers.get("authorization")
+    headers = headers_of(request)
+    authorization = headers.get("authorization")
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
-    return request.headers.get("x-api-key") or None
+    return headers.get("x-api-key") or None
 
 
 def gateway_key_id(request: Request) -> str | None:
@@ -41,7 +59,7 @@ def gateway_key_id(request: Request) -> str | None:
     request context the Lambda Web Adapter forwards. Only an `ApiGatewayAuthenticator` trusts it."""
     event = request.scope.get("aws.event")
     context = event.get("requestContext") if isinstance(event, dict) else None
-    if context is None and (forwarded := request.headers.get("x-amzn-request-context")):
+    if context is None and (forwarded := headers_of(request).get("x-amzn-request-context")):
         try:
             context = orjson.loads(forwarded)
         except orjson.JSONDecodeError:
@@ -54,7 +72,7 @@ def gateway_key_id(request: Request) -> str | None:
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refusing as soon as it is known to exceed the limit (before reading it all
     when Content-Length says so)."""
-    declared = request.headers.get("content-length")
+    declared = headers_of(request).get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise body_too_large(limit)
     chunks: list[bytes] = []

@@ -28,8 +28,20 @@ from lockgate.tenants.tiers import ROUTING_TIERS
 
 
 def month_of(now: float | None = None) -> str:
-    """The UTC calendar month, `YYYY-MM`: the budget and usage period."""
-    return datetime.fromtimestamp(time.time() if now is None else now, UTC).strftime("%Y-%m")
+    """The UTC calendar month, `YYYY-MM`: the budget and usage period. Every request asks,
+    so the last answer is kept with the month's bounds."""
+    global _month
+    now = time.time() if now is None else now
+    start, end, label = _month
+    if start <= now < end:
+        return label
+    label = datetime.fromtimestamp(now, UTC).strftime("%Y-%m")
+    year, month = (int(part) for part in label.split("-"))
+    _month = (datetime(year, month, 1, tzinfo=UTC).timestamp(), period_end(label), label)
+    return label
+
+
+_month: tuple[float, float, str] = (0.0, 0.0, "")
 
 
 def period_end(period: str) -> float:

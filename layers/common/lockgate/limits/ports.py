@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Protocol
@@ -57,7 +58,9 @@ class UsageTotals:
     """Prompt tokens written to a provider's prompt cache (part of `prompt_tokens`)."""
 
     @classmethod
+    @functools.cache
     def counted(cls) -> tuple[str, ...]:
+        """The field names, looked up once (every recorded request adds them up)."""
         return tuple(f.name for f in fields(cls))
 
     def as_dict(self) -> dict[str, int | float]:

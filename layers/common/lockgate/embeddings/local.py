@@ -145,10 +145,9 @@ class MiniLMEmbedder:
         with self._load_lock:
             if self._session is not None:
                 return
-            import onnxruntime as ort
             from tokenizers import Tokenizer
 
-            model = self._model_path or package_file(MODEL_PACKAGE, "model.onnx")
+            shipped = self._model_path or package_file(MODEL_PACKAGE, "model.onnx")
             tok_file = self._tokenizer_path or package_file(
                 TOKENIZER_PACKAGE, "model", "tokenizer.json"
             )
@@ -158,27 +157,42 @@ class MiniLMEmbedder:
             tokenizer.enable_truncation(max_length=self._max_length)
             tokenizer.no_padding()
             self._tokenizer = tokenizer
-            graph = "shipped"
-            if self._model_path is None and self._int8_graph:
-                rewritten = self._rewritten(model)
-                if rewritten is not None:
-                    model, graph = rewritten, "int8"
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self._threads or default_threads(graph)
-            options.inter_op_num_threads = 1
-            # Spinning intra-op threads burn a core while idle: on a shared 2-core machine
-            # that doubled the CPU per query and slowed everything else (measured).
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            try:
-                session = ort.InferenceSession(
-                    str(model), sess_options=options, providers=["CPUExecutionProvider"]
-                )
-            except Exception as exc:
-                raise EmbeddingError(f"cannot load the embedding model {model}: {exc}") from exc
+            candidates = [(shipped, "shipped")]
+            rewritten = (
+                self._rewritten(shipped) if self._int8_graph and not self._model_path else None
+            )
+            if rewritten is not None:
+                candidates.insert(0, (rewritten, "int8"))
+            for model, graph in candidates:
+                try:
+                    session = self._session_for(model, graph)
+                    break
+                except Exception as exc:
+                    if graph == "shipped":
+                        raise EmbeddingError(
+                            f"cannot load the embedding model {model}: {exc}"
+                        ) from exc
+                    log.warning(
+                        "running the shipped MiniLM graph: %s does not load: %s", model, exc
+                    )
+                    model.unlink(missing_ok=True)
             self._input_names = {i.name for i in session.get_inputs()}
             self._graph = graph
             self._session = session
+
+    def _session_for(self, model: Path, graph: str) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self._threads or default_threads(graph)
+        options.inter_op_num_threads = 1
+        # Spinning intra-op threads burn a core while idle: on a shared 2-core machine
+        # that doubled the CPU per query and slowed everything else (measured).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return ort.InferenceSession(
+            str(model), sess_options=options, providers=["CPUExecutionProvider"]
+        )
 
     def _rewritten(self, shipped: Path) -> Path | None:
         """The int8 graph for `shipped`, built on first use; None where it cannot be had."""

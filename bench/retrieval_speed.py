@@ -1,8 +1,11 @@
 """Retrieval speed: keyword (BM25) and hybrid latency at 10,000 and 100,000 chunks with the
 tantivy index next to the SQLite FTS5 one, BM25 quality of both on the same public data, and
 ingestion throughput (first ingestion, then re-ingestion after an edit, with the embedding cache).
+Hybrid latency and ingestion run with both MiniLM graphs (the package's fp32 one and the int8
+rewrite), hybrid queries alternating between them so both see the same load.
 
     .venv/bin/python -m bench.retrieval_speed [--parts quality latency ingest] [--sizes ...]
+        [--engines "tantivy (now)"]
 
 Latency uses synthetic chunks as `bench/retrieval.py` does (vaswani abstracts cycled, random
 unit vectors for k-NN; 2,000 chunks of another tenant share each index), one query at a time,

@@ -106,6 +106,12 @@ def test_a_rewrite_that_drifts_is_discarded(
     assert "drifted" in caplog.text
     assert not list(tmp_path.glob("*.onnx"))
 
+    def no_build(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("retried a rewrite that failed for this model")
+
+    monkeypatch.setattr(minilm_graph, "build", no_build)
+    assert MiniLMEmbedder(cache_dir=tmp_path).graph == "shipped"
+
 
 @pytest.mark.slow
 def test_a_damaged_cached_graph_is_dropped_for_the_shipped_one(

@@ -13,6 +13,7 @@ graph runs as it is. Both give the same vectors to within cosine 0.995.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -210,12 +211,18 @@ class MiniLMEmbedder:
         target = (
             self._cache_dir or default_cache_dir()
         ) / f"minilm-int8-{key.hexdigest()[:16]}.onnx"
+        failed = target.with_suffix(".failed")
         if target.is_file():
             return target
+        if failed.is_file():
+            return None  # this model and rewrite failed before: no rebuild at every start
         try:
             minilm_graph.build(shipped, target, self._feeds, threads=self._threads or 1)
         except Exception as exc:  # any failure leaves the shipped graph, which always works
             log.warning("running the shipped MiniLM graph: the int8 rewrite failed: %s", exc)
+            with contextlib.suppress(OSError):
+                failed.parent.mkdir(parents=True, exist_ok=True)
+                failed.write_text(f"{exc}\n", encoding="utf-8")
             return None
         for stale in target.parent.glob("minilm-int8-*.onnx"):
             if stale != target:  # built for another version of the model or of the rewrite

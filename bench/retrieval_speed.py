@@ -1,8 +1,11 @@
 """Retrieval speed: keyword (BM25) and hybrid latency at 10,000 and 100,000 chunks with the
 tantivy index next to the SQLite FTS5 one, BM25 quality of both on the same public data, and
 ingestion throughput (first ingestion, then re-ingestion after an edit, with the embedding cache).
+Hybrid latency and ingestion run with both MiniLM graphs (the package's fp32 one and the int8
+rewrite), hybrid queries alternating between them so both see the same load.
 
     .venv/bin/python -m bench.retrieval_speed [--parts quality latency ingest] [--sizes ...]
+        [--engines "tantivy (now)"]
 
 Latency uses synthetic chunks as `bench/retrieval.py` does (vaswani abstracts cycled, random
 unit vectors for k-NN; 2,000 chunks of another tenant share each index), one query at a time,
@@ -99,8 +102,15 @@ def _chunks(collection: Collection) -> list[TextRecord]:
 
 
 async def latency(
-    embedder: Embedder, workdir: Path, lines: list[str], sizes: Sequence[int]
+    embedders: dict[str, Embedder],
+    workdir: Path,
+    lines: list[str],
+    sizes: Sequence[int],
+    engines: Sequence[str],
 ) -> None:
+    """Hybrid latency with each embedding graph, query by query in turn, so both see the same
+    load on a shared machine."""
+    embedder = next(iter(embedders.values()))
     source = vaswani()
     corpus = list(source.docs.values())
     queries = list(source.queries.values())
@@ -111,9 +121,9 @@ async def latency(
         f"k = 5 (100 candidates per method), one query at a time; target hybrid p50 ≤"
         f" {TARGET_P50_MS:g} ms and p99 ≤ {TARGET_P99_MS:g} ms at 100,000 chunks.",
         "",
-        "| chunks | engine | BM25 p50 ms | BM25 p99 ms | hybrid p50 ms | hybrid p99 ms"
-        " | index build s | machine |",
-        "|---:|---|---:|---:|---:|---:|---:|---|",
+        "| chunks | engine | MiniLM graph | BM25 p50 ms | BM25 p99 ms | hybrid p50 ms"
+        " | hybrid p99 ms | index build s | machine |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for size in sizes:
         ns = namespace(TENANT, f"size{size}")
@@ -129,6 +139,8 @@ async def latency(
                 ]
             )
         for label, make in ENGINES.items():
+            if label not in engines:
+                continue
             text: TextIndex = make(workdir / f"l{size}")
             started = time.perf_counter()
             for start in range(0, size, 5000):
@@ -141,21 +153,27 @@ async def latency(
             other = namespace("other", "kb")
             await text.upsert([TextRecord(f"o{i}", other, corpus[i], {}) for i in range(2000)])
             build = time.perf_counter() - started
-            retriever = Retriever(text, vectors, embedder, RetrievalSettings(min_similarity=-1.0))
-            depth = retriever.settings.candidates
-            bm25, hybrid = [], []
+            retrievers = {
+                graph: Retriever(text, vectors, model, RetrievalSettings(min_similarity=-1.0))
+                for graph, model in embedders.items()
+            }
+            depth = next(iter(retrievers.values())).settings.candidates
+            bm25: list[float] = []
+            hybrid: dict[str, list[float]] = {graph: [] for graph in retrievers}
             for _ in range(2):
                 for query in queries:
                     t0 = time.perf_counter()
                     await text.search(query, namespace=ns, k=depth)
                     bm25.append(time.perf_counter() - t0)
-                    t0 = time.perf_counter()
-                    await retriever.retrieve(TENANT, f"size{size}", query, 5)
-                    hybrid.append(time.perf_counter() - t0)
-            lines.append(
-                f"| {size:,} | {label} | {ms(bm25, 50)} | {ms(bm25, 99)} | {ms(hybrid, 50)}"
-                f" | {ms(hybrid, 99)} | {build:.1f} | {load_line()} |"
-            )
+                    for graph, retriever in retrievers.items():
+                        t0 = time.perf_counter()
+                        await retriever.retrieve(TENANT, f"size{size}", query, 5)
+                        hybrid[graph].append(time.perf_counter() - t0)
+            for graph, times in hybrid.items():
+                lines.append(
+                    f"| {size:,} | {label} | {graph} | {ms(bm25, 50)} | {ms(bm25, 99)}"
+                    f" | {ms(times, 50)} | {ms(times, 99)} | {build:.1f} | {load_line()} |"
+                )
             getattr(text, "close", lambda: None)()
         vectors.close()
     lines.append("")
@@ -173,7 +191,26 @@ class Counting:
         return await self.inner.embed(texts)
 
 
-async def ingest(embedder: MiniLMEmbedder, workdir: Path, lines: list[str]) -> None:
+async def ingest(embedders: dict[str, MiniLMEmbedder], workdir: Path, lines: list[str]) -> None:
+    """Each embedding graph in turn, from an empty workdir."""
+    lines += [
+        "## Ingestion throughput",
+        "",
+        "xquad-en as one Markdown file per article, chunks of at most 200 MiniLM tokens; real"
+        " MiniLM, SQLite, tantivy, embedded vector index. Then 5 files edited (one paragraph"
+        " each) and everything ingested again, with the embedding cache.",
+        "",
+        "| MiniLM graph | run | chunks embedded | seconds | chunks/s (all chunks of the"
+        " collection) | machine |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    costs = []
+    for graph, embedder in embedders.items():
+        costs.append(await ingest_one(graph, embedder, workdir / graph.split()[0], lines))
+    lines += ["", *costs, ""]
+
+
+async def ingest_one(graph: str, embedder: MiniLMEmbedder, workdir: Path, lines: list[str]) -> str:
     """xquad-en as one Markdown file per article, as `bench/retrieval.py` ingests it; then 5 of
     the files edited (one paragraph each) and everything ingested again."""
     collection = xquad()
@@ -209,31 +246,25 @@ async def ingest(embedder: MiniLMEmbedder, workdir: Path, lines: list[str]) -> N
     cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
     gflops = 2 * MACS_PER_TOKEN * tokens / cpu / 1e9
     lines += [
-        "## Ingestion throughput",
-        "",
-        f"xquad-en as {len(articles)} Markdown files, {chunks} chunks of at most 200 MiniLM"
-        f" tokens; real MiniLM, SQLite, tantivy, embedded vector index; {load_line()}.",
-        "",
-        "| run | chunks embedded | seconds | chunks/s (all chunks of the collection) |",
-        "|---|---:|---:|---:|",
-        f"| first ingestion (empty embedding cache) | {embedded_first} | {first:.1f}"
-        f" | {chunks / first:.1f} |",
-        f"| again after editing {len(edited)} files (one paragraph each) | {again}"
-        f" | {second:.1f} | {chunks / second:.1f} |",
-        "",
-        f"Model cost: {2 * MACS_PER_TOKEN / 1e6:.0f} MFLOP per token in MiniLM's dense layers;"
-        f" {tokens} tokens took {cpu:.2f} s of CPU ({wall:.2f} s wall), {gflops:.0f} GFLOP/s of"
-        " CPU time. A first ingestion is bound by that arithmetic (the model runs in fp32: the"
-        " package's int8 weights are dequantized at load), so it cannot double without a"
-        " cheaper model; the embedding cache makes every later ingestion pay only for what"
-        " changed.",
-        "",
+        f"| {graph} | first ingestion (empty embedding cache) | {embedded_first} | {first:.1f}"
+        f" | {chunks / first:.1f} | {load_line()} |",
+        f"| {graph} | again after editing {len(edited)} files (one paragraph each) | {again}"
+        f" | {second:.1f} | {chunks / second:.1f} | {load_line()} |",
     ]
+    return (
+        f"Model cost, {graph}: {2 * MACS_PER_TOKEN / 1e6:.0f} MFLOP per token in MiniLM's dense"
+        f" layers; {tokens} tokens took {cpu:.2f} s of CPU ({wall:.2f} s wall), {gflops:.0f}"
+        " GFLOP/s of CPU time."
+    )
 
 
 async def main(args: argparse.Namespace) -> None:
-    embedder = MiniLMEmbedder()
-    await embedder.embed(["warm up"])
+    embedders = {
+        "shipped fp32 (before)": MiniLMEmbedder(int8_graph=False),
+        "int8 (now)": MiniLMEmbedder(),
+    }
+    for embedder in embedders.values():
+        await embedder.embed(["warm up"])
     lines = [
         "# Retrieval speed",
         "",
@@ -249,10 +280,10 @@ async def main(args: argparse.Namespace) -> None:
             await quality(workdir, lines)
         if "latency" in args.parts:
             print("latency ...", flush=True)
-            await latency(embedder, workdir, lines, args.sizes)
+            await latency(embedders, workdir, lines, args.sizes, args.engines)
         if "ingest" in args.parts:
             print("ingestion ...", flush=True)
-            await ingest(embedder, workdir, lines)
+            await ingest(embedders, workdir, lines)
     lines.append(f"Total run time {time.perf_counter() - started:.0f} s; {load_line()} at the end.")
     report = "\n".join(lines) + "\n"
     print(report)
@@ -265,4 +296,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--engines", nargs="+", choices=list(ENGINES), default=list(ENGINES))
     asyncio.run(main(parser.parse_args()))

@@ -262,7 +262,7 @@ def build(settings: Settings) -> Container:
         name: _provider(name, config, policy.timeouts, secrets)
         for name, config in policy.providers.items()
     }
-    embedder = MiniLMEmbedder()
+    embedder = MiniLMEmbedder(int8_graph=settings.local_embedding_int8)
     stores = (_aws_stores if settings.backend == "aws" else _embedded_stores)(settings, embedder)
     if settings.api_key is not None:
         retired = install_key(stores.tenants, stores.keys, settings.api_key.get_secret_value())

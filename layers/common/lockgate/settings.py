@@ -33,6 +33,11 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     log_level: str = "INFO"
     warm_local_model: bool = True
+    local_embedding_int8: bool = Field(
+        default=True,
+        description="run the bundled MiniLM on its int8 rewrite (needs the onnx package);"
+        " off: the shipped fp32 graph, slower, vectors within cosine 0.995",
+    )
     sample_kb: Path | None = Field(
         default=None,
         description="a folder synced into the default tenant's 'support' collection at start",

@@ -159,6 +159,7 @@ def attributes(span: Any) -> dict[str, Any]:
 def test_traces_follow_the_genai_conventions(upstream: str, tmp_path: Path) -> None:
     traced = policy(upstream)
     traced["models"]["obs"]["cache"] = {"enabled": True, "semantic": False}
+    traced["embeddings"] = {"emb": {"targets": ["mock/text-embedding-obs"]}}
     with Collector() as collector:
         endpoint = f"http://127.0.0.1:{collector.port}"
         with gateway(traced, tmp_path, otlp_endpoint=endpoint) as gw:
@@ -175,11 +176,21 @@ def test_traces_follow_the_genai_conventions(upstream: str, tmp_path: Path) -> N
                     stream=True,
                 )
             )
+            client.embeddings.create(model="emb", input=["first text", "second text"])
         # Closing the gateway flushes the batch exporter.
     by_name: dict[str, list[Any]] = {}
     for span in collector.spans:
         by_name.setdefault(span.name, []).append(span)
     server = [s for s in by_name["POST /v1/chat/completions"]]
+    # An embeddings call is a GenAI client span under its request's span too.
+    (embedded,) = by_name["embeddings text-embedding-obs"]
+    (embeddings_request,) = by_name["POST /v1/embeddings"]
+    assert embedded.parent_span_id == embeddings_request.span_id
+    embedded_attributes = attributes(embedded)
+    assert embedded_attributes["gen_ai.operation.name"] == "embeddings"
+    assert embedded_attributes["gen_ai.provider.name"] == "openai"
+    assert embedded_attributes["gen_ai.usage.input_tokens"] > 0
+    assert embedded_attributes["gen_ai.embeddings.dimension.count"] > 0
     assert len(server) == 2
     attempts = by_name["chat gpt-obs+status=500"] + by_name["chat claude-obs"]
     first_request = (

@@ -2,9 +2,9 @@
 
 Off unless `LOCKGATE_OTLP_ENDPOINT` is set, and then switched on by wrapping, not by checks on
 the hot path: a server span per request (an ASGI middleware), a client span per upstream
-attempt (each provider wrapped), and spans around the cache lookup and store and around
-retrieval. With tracing off none of these wrappers exist, so the request path is unchanged.
-The OpenTelemetry SDK and exporter are the `otel` extra.
+attempt (each chat and embeddings provider wrapped), and spans around the cache lookup and
+store and around retrieval. With tracing off none of these wrappers exist, so the request path
+is unchanged. The OpenTelemetry SDK and exporter are the `otel` extra.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from lockgate.chat import ChatChunk, ChatRequest, ChatResult, Usage
 from lockgate.observability import add_request_sink
 from lockgate.providers.base import Provider
+from lockgate.providers.embeddings import EmbeddingProvider, Embeddings, Inputs
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -50,6 +51,10 @@ def enable_tracing(
     kinds = {name: config.kind for name, config in container.policy.providers.items()}
     for name, upstream in list(container.providers.items()):
         container.providers[name] = TracedProvider(upstream, tracer, kinds[name])
+    if container.embeddings is not None:
+        adapters = container.embeddings.providers
+        for name, adapter in list(adapters.items()):
+            adapters[name] = TracedEmbeddings(adapter, tracer, kinds.get(name, name))
     container.middleware.append((TraceRequests, {"tracer": tracer}))
     container.starters.append(lambda: _instrument_stores(container, tracer))
     remove_sink = add_request_sink(_annotate_request)
@@ -215,3 +220,33 @@ class TracedProvider:
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+class TracedEmbeddings:
+    """An embeddings provider whose every call is a GenAI client span (`embeddings <model>`)."""
+
+    def __init__(self, inner: EmbeddingProvider, tracer: Tracer, kind: str) -> None:
+        self._inner = inner
+        self._tracer = tracer
+        self._system = PROVIDER_NAMES.get(kind, kind)
+
+    async def embed(self, inputs: Inputs, model: str, dimensions: int | None) -> Embeddings:
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "embeddings",
+            "gen_ai.provider.name": self._system,
+            "gen_ai.request.model": model,
+        }
+        if dimensions is not None:
+            attributes["gen_ai.embeddings.dimension.count"] = dimensions
+        with self._tracer.start_as_current_span(
+            f"embeddings {model}", kind=SpanKind.CLIENT, attributes=attributes
+        ) as span:
+            try:
+                result = await self._inner.embed(inputs, model, dimensions)
+            except BaseException as exc:
+                TracedProvider._failed(span, exc)
+                raise
+            span.set_attribute("gen_ai.usage.input_tokens", result.prompt_tokens)
+            if result.vectors:
+                span.set_attribute("gen_ai.embeddings.dimension.count", len(result.vectors[0]))
+            return result

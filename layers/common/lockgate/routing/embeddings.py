@@ -43,7 +43,8 @@ class EmbeddingsService:
         controls: TenantControls | None = None,
     ) -> None:
         self._policy = policy
-        self._providers = providers
+        self.providers = dict(providers)
+        """By provider name; tracing wraps them in place."""
         self._controls = controls
 
     @property
@@ -94,7 +95,7 @@ class EmbeddingsService:
             ctx.attempts += 1
             waited = time.perf_counter()
             try:
-                result = await self._providers[target.provider].embed(
+                result = await self.providers[target.provider].embed(
                     request.inputs, target.model, request.dimensions
                 )
             except ProviderError as exc:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from lockgate.embeddings import minilm_graph
-from lockgate.embeddings.local import MiniLMEmbedder
+from lockgate.embeddings.local import MiniLMEmbedder, default_threads
 
 REFERENCE = Path(__file__).parents[2] / "fixtures" / "minilm_reference.json"
 
@@ -125,3 +126,12 @@ def test_a_damaged_cached_graph_is_dropped_for_the_shipped_one(
     assert model.embed_sync(["hello"]).shape == (1, model.dimensions)
     assert "does not load" in caplog.text
     assert not damaged.exists()
+
+
+def test_a_query_runs_on_one_thread_and_a_batch_on_the_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert default_threads("int8") == 1  # a query: waking threads costs more than it saves
+    assert default_threads("int8", texts=32) == 4
+    assert default_threads("shipped") == 4

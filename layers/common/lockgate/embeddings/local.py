@@ -64,17 +64,18 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "lockgate" / "models"
 
 
-def default_threads(graph: str = "shipped") -> int:
-    """Intra-op threads: one for the int8 graph, else every core up to 4.
+def default_threads(graph: str = "shipped", texts: int = 1) -> int:
+    """Intra-op threads: one for a single text on the int8 graph, else every core up to 4.
 
     The int8 graph is hundreds of small operators (per-token quantization around each
-    projection): waking a second thread for each cost more than it saved, so on a loaded
-    2-core machine one thread was faster for a query (8 ms p50 against 17 ms) and for a batch
-    (3.6 s against 5.8 s for 32 paragraphs), and it leaves the other core to the event loop
-    and to BM25, which hybrid retrieval runs at the same time. The fp32 graph's large MatMuls
-    still gain from more threads, up to about 4 at this model size.
+    projection): for one short query, waking a second thread for each costs more than it saves
+    (a 30-word query: 5.8 ms on one thread, 6.4 ms on two, on a quiet 2-core machine), and one
+    thread leaves the other core to the event loop and to BM25, which hybrid retrieval runs at
+    the same time. A batch has enough work per operator to share: 30 paragraphs of 150 words
+    took 1.47 s on one thread, 0.73 s on two (the shipped graph on two: 0.97 s). The fp32
+    graph's large MatMuls gain from more threads at any size, up to about 4 for this model.
     """
-    if graph == "int8":
+    if graph == "int8" and texts == 1:
         return 1
     return max(1, min(4, os.cpu_count() or 1))
 
@@ -115,6 +116,7 @@ class MiniLMEmbedder:
         self._graph = "shipped"
         self._load_lock = threading.Lock()
         self._session: Any = None
+        self._batch_session: Any = None
         self._tokenizer: Any = None
         self._input_names: set[str] = set()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minilm")
@@ -179,13 +181,19 @@ class MiniLMEmbedder:
                     model.unlink(missing_ok=True)
             self._input_names = {i.name for i in session.get_inputs()}
             self._graph = graph
+            batch_threads = self._threads or default_threads(graph, texts=2)
+            self._batch_session = (
+                session
+                if batch_threads == (self._threads or default_threads(graph))
+                else self._session_for(model, graph, batch_threads)
+            )
             self._session = session
 
-    def _session_for(self, model: Path, graph: str) -> Any:
+    def _session_for(self, model: Path, graph: str, threads: int | None = None) -> Any:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self._threads or default_threads(graph)
+        options.intra_op_num_threads = threads or self._threads or default_threads(graph)
         options.inter_op_num_threads = 1
         # Spinning intra-op threads burn a core while idle: on a shared 2-core machine
         # that doubled the CPU per query and slowed everything else (measured).
@@ -283,7 +291,8 @@ class MiniLMEmbedder:
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        (hidden,) = self._session.run(["last_hidden_state"], feeds)
+        session = self._session if len(encodings) == 1 else self._batch_session
+        (hidden,) = session.run(["last_hidden_state"], feeds)
         hidden = np.asarray(hidden, dtype=np.float32)
         weights = mask[:, :, None].astype(np.float32)
         summed = (hidden * weights).sum(axis=1)

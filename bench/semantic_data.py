@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from lockgate.cache.near_misses import Pair, near_misses
 from lockgate.cache.train_verifier import (
+    DEFAULT_DATA,
     banking_questions,
     intent_pairs,
     read_jsonl,
@@ -37,14 +38,7 @@ from lockgate.cache.train_verifier import (
 )
 from lockgate.embeddings.local import MiniLMEmbedder
 
-DATA = next(
-    (
-        parent / "shared" / "data"
-        for parent in Path(__file__).resolve().parents[1:4]
-        if (parent / "shared" / "data").is_dir()
-    ),
-    Path(__file__).resolve().parents[2] / "shared" / "data",
-)
+DATA = DEFAULT_DATA
 """The public data sets beside the checkout (`../shared/data`, or one level up from a worktree)."""
 CACHE_DIR = Path(__file__).resolve().parents[1] / ".bench-cache"
 SEED = 7

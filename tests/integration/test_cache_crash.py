@@ -17,8 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.integration.test_usage_crash import _serve
-from tests.support.servers import API_KEY, free_port, mock_policy
+from tests.support.servers import API_KEY, free_port, mock_policy, serve_process
 
 ROUNDS = 3
 STREAMS = 8
@@ -72,7 +71,7 @@ def test_cached_answers_survive_kill_9_whole(upstream: str, tmp_path: Path) -> N
     asked: list[int] = []
     finished: list[int] = []
     for round_ in range(ROUNDS):
-        server = _serve(tmp_path, port)
+        server = serve_process(tmp_path, port)
         try:
             with httpx.Client(base_url=base, headers=HEADERS, timeout=30) as client:
                 first = round_ * 100
@@ -94,7 +93,7 @@ def test_cached_answers_survive_kill_9_whole(upstream: str, tmp_path: Path) -> N
             server.kill()
             server.wait(30)
 
-    server = _serve(tmp_path, port)
+    server = serve_process(tmp_path, port)
     try:
         with httpx.Client(base_url=base, headers=HEADERS, timeout=30) as client:
             served: dict[int, str] = {}

@@ -6,44 +6,16 @@ same data directory; the mock upstream; usage read back through `GET /v1/usage`.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
-from tests.support.servers import API_KEY, free_port, mock_policy
+from tests.support.servers import API_KEY, free_port, mock_policy, serve_process
 
-ROOT = Path(__file__).resolve().parents[2]
 REQUESTS = 30
-
-
-def _serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'layers' / 'common'}:{ROOT}",
-        "LOCKGATE_API_KEY": API_KEY,
-        "LOCKGATE_DATA_DIR": str(data_dir / "data"),
-        "LOCKGATE_CONFIG": str(data_dir / "policy.yaml"),
-        "LOCKGATE_WARM_LOCAL_MODEL": "false",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lockgate.cli", "serve", "--port", str(port)],
-        cwd=data_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while True:
-        assert process.poll() is None and time.monotonic() < deadline, "server did not start"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
 
 
 @pytest.mark.slow
@@ -52,7 +24,7 @@ def test_usage_survives_kill_9(upstream: str, tmp_path: Path) -> None:
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy), encoding="utf-8")
     port = free_port()
     headers = {"authorization": f"Bearer {API_KEY}"}
-    server = _serve(tmp_path, port)
+    server = serve_process(tmp_path, port)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
             for n in range(REQUESTS):
@@ -64,7 +36,7 @@ def test_usage_survives_kill_9(upstream: str, tmp_path: Path) -> None:
         server.wait(30)
     journal = tmp_path / "data" / "usage-journal"
     assert any(f.stat().st_size for f in journal.iterdir())  # something was left unwritten
-    server = _serve(tmp_path, port)
+    server = serve_process(tmp_path, port)
     try:
         usage = httpx.get(f"http://127.0.0.1:{port}/v1/usage", headers=headers).json()
     finally:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 import yaml
 from aiohttp import web
@@ -132,7 +136,33 @@ def mock_policy(upstream: str, models: dict[str, Any], **extra: Any) -> dict[str
 
 def upstream_requests(upstream: str, containing: str) -> list[dict[str, Any]]:
     """Bodies the mock upstream received (`GET /_mock/requests`) whose JSON mentions a marker."""
-    import httpx
-
     recorded: list[dict[str, Any]] = httpx.get(f"{upstream}/_mock/requests").json()
     return [r for r in recorded if containing in str(r["body"])]
+
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def serve_process(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    """`lockgate serve` in a subprocess on `data_dir` (its `policy.yaml`, its `data/`), ready to
+    answer: for tests that kill it and start it again on the same files."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{_ROOT / 'layers' / 'common'}:{_ROOT}",
+        "LOCKGATE_API_KEY": API_KEY,
+        "LOCKGATE_DATA_DIR": str(data_dir / "data"),
+        "LOCKGATE_CONFIG": str(data_dir / "policy.yaml"),
+        "LOCKGATE_WARM_LOCAL_MODEL": "false",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lockgate.cli", "serve", "--port", str(port)],
+        cwd=data_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.poll() is None and time.monotonic() < deadline, "server did not start"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)

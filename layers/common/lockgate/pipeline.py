@@ -39,7 +39,7 @@ from lockgate.routing.router import Route, Router
 from lockgate.safety.guard import InjectionGuard
 from lockgate.safety.limits import check_input_limits
 from lockgate.safety.redaction import redact_request
-from lockgate.stores.offload import offload
+from lockgate.stores.offload import SharedReads, offload
 from lockgate.tenants.auth import Authenticator
 from lockgate.tenants.directory import RecentCallers, TenantDirectory
 from lockgate.tenants.keys import Tenant, hash_key
@@ -161,7 +161,7 @@ class Gateway:
         self.remote = remote
         self._background: set[asyncio.Task[None]] = set()
         self.recent = RecentCallers()
-        self._checking: dict[tuple[str, str], asyncio.Task[Tenant | None]] = {}
+        self._checking: SharedReads[Tenant | None] = SharedReads()
 
     async def authenticate(
         self, api_key: str | None, ctx: RequestContext, gateway_key_id: str | None = None
@@ -179,16 +179,9 @@ class Gateway:
         return tenant
 
     async def _check(self, api_key: str | None, gateway_key_id: str | None) -> Tenant | None:
-        """One key store read per caller at a time: when a busy key's second is up, every
-        request in flight for it would otherwise queue its own read in the store pool, and
-        all of them wait for the slowest."""
+        """One key store read per caller at a time, when a busy key's second is up."""
         caller = (hash_key(api_key) if api_key else "", gateway_key_id or "")
-        check = self._checking.get(caller)
-        if check is None:
-            check = asyncio.get_running_loop().create_task(self._read(api_key, gateway_key_id))
-            self._checking[caller] = check
-            check.add_done_callback(lambda _: self._checking.pop(caller, None))
-        return await asyncio.shield(check)
+        return await self._checking.read(caller, lambda: self._read(api_key, gateway_key_id))
 
     async def _read(self, api_key: str | None, gateway_key_id: str | None) -> Tenant | None:
         tenant = await offload(self._auth.tenant_for, api_key, gateway_key_id)

@@ -19,9 +19,9 @@ import asyncio
 import contextvars
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Generic, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -51,3 +51,21 @@ async def offload(call: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) ->
         # The interpreter is shutting down (a Lambda's atexit): no thread will take it.
         return work()
     return await future
+
+
+class SharedReads(Generic[T]):
+    """One store read per key at a time: when a busy record's cached copy runs out, every
+    request in flight would otherwise queue its own read in the store pool, and all of them
+    wait for the slowest. Later callers await the read already running; one caller giving up
+    (a cancelled request) does not cancel it for the others."""
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, asyncio.Future[T]] = {}
+
+    async def read(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
+        running = self._running.get(key)
+        if running is None:
+            running = asyncio.ensure_future(load())
+            running.add_done_callback(lambda _: self._running.pop(key, None))
+            self._running[key] = running
+        return await asyncio.shield(running)

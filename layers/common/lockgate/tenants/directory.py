@@ -11,14 +11,13 @@ revoked by another process (the CLI, another instance) or expiring stops within 
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar, cast
 
 from lockgate.errors import GatewayError
-from lockgate.stores.offload import offload
+from lockgate.stores.offload import SharedReads, offload
 from lockgate.tenants.keys import Tenant, hash_key
 from lockgate.tenants.models import ApiKeyRecord, TenantRecord
 from lockgate.tenants.ports import ApiKeyStore, TenantStore
@@ -79,7 +78,7 @@ class TenantDirectory:
         self._clock = clock
         self._cache: dict[tuple[str, str], tuple[float, object]] = {}
         self._lock = threading.Lock()
-        self._reading: dict[tuple[str, str], asyncio.Future[object]] = {}
+        self._reading: SharedReads[object] = SharedReads()
 
     def tenant(self, tenant_id: str) -> TenantRecord | None:
         return self._cached(("t", tenant_id), lambda: self._tenants.get_tenant(tenant_id))
@@ -123,14 +122,7 @@ class TenantDirectory:
             hit = self._cache.get(key)
         if hit is not None and hit[0] > self._clock():
             return hit[1]  # type: ignore[return-value]
-        # One store read per record at a time: when a busy tenant's entry expires, every
-        # request in flight would otherwise queue its own read in the store pool.
-        reading = self._reading.get(key)
-        if reading is None:
-            task: asyncio.Future[object] = asyncio.ensure_future(offload(load))
-            task.add_done_callback(lambda _: self._reading.pop(key, None))
-            self._reading[key] = reading = task
-        return cast("T | None", await asyncio.shield(reading))
+        return cast("T | None", await self._reading.read(key, lambda: offload(load)))
 
     def _cached(self, key: tuple[str, str], load: Callable[[], T | None]) -> T | None:
         now = self._clock()

@@ -41,8 +41,8 @@ from lockgate.safety.limits import check_input_limits
 from lockgate.safety.redaction import redact_request
 from lockgate.stores.offload import SharedReads, offload
 from lockgate.tenants.auth import Authenticator
-from lockgate.tenants.directory import RecentCallers, TenantDirectory
-from lockgate.tenants.keys import Tenant, hash_key
+from lockgate.tenants.directory import RecentCallers, TenantDirectory, caller_key
+from lockgate.tenants.keys import Tenant
 
 log = logging.getLogger("lockgate.pipeline")
 
@@ -167,26 +167,32 @@ class Gateway:
         self, api_key: str | None, ctx: RequestContext, gateway_key_id: str | None = None
     ) -> Tenant:
         """The one place a caller is checked: from memory when the key was seen in the last
-        second, else a key store read, off the loop."""
+        second (read again in the background once half of it is up), else a key store read,
+        off the loop."""
         if not api_key and not gateway_key_id:
             raise invalid_api_key()
-        tenant = self.recent.get(api_key, gateway_key_id)
+        tenant, due = self.recent.lookup(api_key, gateway_key_id)
         if tenant is None:
-            tenant = await self._check(api_key, gateway_key_id)
+            tenant = await self._checking.read(
+                caller_key(api_key, gateway_key_id), lambda: self._read(api_key, gateway_key_id)
+            )
+        elif due:
+            self._checking.refresh(
+                caller_key(api_key, gateway_key_id), lambda: self._read(api_key, gateway_key_id)
+            )
         if tenant is None:
             raise invalid_api_key()
         ctx.tenant = tenant
         return tenant
 
-    async def _check(self, api_key: str | None, gateway_key_id: str | None) -> Tenant | None:
-        """One key store read per caller at a time, when a busy key's second is up."""
-        caller = (hash_key(api_key) if api_key else "", gateway_key_id or "")
-        return await self._checking.read(caller, lambda: self._read(api_key, gateway_key_id))
-
     async def _read(self, api_key: str | None, gateway_key_id: str | None) -> Tenant | None:
+        """One key store read per caller at a time; a refused key is forgotten at once."""
+        generation = self.recent.generation
         tenant = await offload(self._auth.tenant_for, api_key, gateway_key_id)
-        if tenant is not None:
-            self.recent.put(api_key, gateway_key_id, tenant)
+        if tenant is None:
+            self.recent.discard(api_key, gateway_key_id)
+        else:
+            self.recent.put(api_key, gateway_key_id, tenant, generation=generation)
         return tenant
 
     async def complete(

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from lockgate.cpus import usable_cpus
 from lockgate.embeddings.base import Vectors
 from lockgate.embeddings.errors import EmbeddingError
 
@@ -65,7 +66,8 @@ def default_cache_dir() -> Path:
 
 
 def default_threads(graph: str = "shipped", texts: int = 1) -> int:
-    """Intra-op threads: one for a single text on the int8 graph, else every core up to 4.
+    """Intra-op threads: one for a single text on the int8 graph, else every core this process
+    may use, up to 4.
 
     The int8 graph is hundreds of small operators (per-token quantization around each
     projection): for one short query, waking a second thread for each costs more than it saves
@@ -77,7 +79,7 @@ def default_threads(graph: str = "shipped", texts: int = 1) -> int:
     """
     if graph == "int8" and texts == 1:
         return 1
-    return max(1, min(4, os.cpu_count() or 1))
+    return min(4, usable_cpus())
 
 
 class MiniLMEmbedder:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lockgate.chat import ChatChunk, ChatRequest, ChatResult, Usage
+from lockgate.cpus import usable_cpus
 from lockgate.policy import LocalProviderConfig, Timeouts
 from lockgate.providers.blocks import json_schema
 from lockgate.providers.errors import ErrorKind, ProviderError
@@ -70,7 +70,7 @@ class LocalProvider:
             self._llama = Llama(
                 model_path=path,
                 n_ctx=self._config.context_tokens,
-                n_threads=self._config.threads or max(1, (os.cpu_count() or 2)),
+                n_threads=self._config.threads or usable_cpus(),
                 verbose=False,
             )
         return self._llama

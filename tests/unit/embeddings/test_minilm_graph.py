@@ -131,7 +131,7 @@ def test_a_damaged_cached_graph_is_dropped_for_the_shipped_one(
 def test_a_query_runs_on_one_thread_and_a_batch_on_the_cores(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     assert default_threads("int8") == 1  # a query: waking threads costs more than it saves
     assert default_threads("int8", texts=32) == 4
     assert default_threads("shipped") == 4

@@ -11,8 +11,7 @@ and the same MiniLM int8 vectors:
   >= its threshold (`lockgate.cache.verifier`), exactly as `SemanticCache.lookup` decides.
 
 The verifier was trained on BANKING77 train (four folds in five) + CLINC150 train and its
-operating point chosen on CLINC150 val and the BANKING77 train pairs with a question of the
-fifth fold
+operating point chosen on CLINC150 val and the fifth BANKING77 train fold
 (`lockgate/cache/model/verifier.json`); every pair here comes from other splits or other sources
 and the rule-made near misses use another vocabulary (`bench/semantic_data.py`). Nothing is
 fitted on these sets: they only measure.

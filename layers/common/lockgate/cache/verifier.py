@@ -4,8 +4,7 @@ The guard's rules refuse the near misses that have a name (a number, a negation,
 direction...). What is left is the ordinary case: two questions on one topic that ask different
 things ("How do I activate my card?" / "How do I freeze my card?", cosine 0.86). A logistic
 regression over the cosine and the pair's word alignment says how likely the cached answer is
-right; a small hidden layer (16 tanh units) beside the linear part lets features combine ("a
-replaced word is harmless when the cosine is very high and the word is common"). Its inputs:
+right. Its inputs:
 
 - dense features: content words left unmatched on each side, weighted by how rare they are
   (an unmatched "freeze" says more than an unmatched "way"), overlap, order, the question word
@@ -14,9 +13,8 @@ replaced word is harmless when the cosine is very high and the word is common").
   word substitution, so "top-up" for "transfer" costs more than "help" for "assist".
 
 It sees text and the cosine only, so a hit needs no stored vector, and it costs tens of
-microseconds (the hidden layer adds one 35 x 16 product). Trained by
-`python -m lockgate.cache.train_verifier` on licence-permissive public pairs; the weights are
-one small `.npz` next to this module.
+microseconds. Trained by `python -m lockgate.cache.train_verifier` on licence-permissive public
+pairs; the weights are one small `.npz` next to this module.
 """
 
 from __future__ import annotations
@@ -181,19 +179,6 @@ def _bigrams(f: Features) -> set[tuple[str, str]]:
 
 
 @dataclass(frozen=True, slots=True)
-class Hidden:
-    """One layer of tanh units on the standardised dense features, summed into the logit."""
-
-    weights: Array
-    """(features, units)"""
-    bias: Array
-    out: Array
-
-    def output(self, x: Array) -> float:
-        return float(np.tanh(x @ self.weights + self.bias) @ self.out)
-
-
-@dataclass(frozen=True, slots=True)
 class Verifier:
     weights: Array
     bias: float
@@ -204,14 +189,10 @@ class Verifier:
     lexical: Mapping[str, float] = field(default_factory=dict)
     """Learned weight per `lexical_tokens` token; a token not listed weighs nothing."""
     vocabulary: Vocabulary = NO_VOCABULARY
-    hidden: Hidden | None = None
-    """Interactions between the dense features; None is a plain logistic regression."""
 
     def probability(self, query: str, cached: str, cosine: float) -> float:
         x = (pair_features(query, cached, cosine, self.vocabulary) - self.mean) / self.scale
         z = float(x @ self.weights) + self.bias
-        if self.hidden is not None:
-            z += self.hidden.output(x)
         if self.lexical:
             z += sum(self.lexical.get(t, 0.0) for t in lexical_tokens(query, cached))
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
@@ -233,11 +214,6 @@ class Verifier:
             idf_stems=np.array(stems, dtype=str),
             idf_values=np.array([self.vocabulary.idf[s] for s in stems], dtype=np.float32),
             idf_default=np.float64(self.vocabulary.default),
-            hidden_weights=self.hidden.weights
-            if self.hidden
-            else np.zeros((len(FEATURE_NAMES), 0)),
-            hidden_bias=self.hidden.bias if self.hidden else np.zeros(0),
-            hidden_out=self.hidden.out if self.hidden else np.zeros(0),
         )
 
     @classmethod
@@ -262,13 +238,6 @@ class Verifier:
                 strict=True,
             )
         )
-        hidden = None
-        if "hidden_out" in data and data["hidden_out"].size:
-            hidden = Hidden(
-                data["hidden_weights"].astype(np.float64),
-                data["hidden_bias"].astype(np.float64),
-                data["hidden_out"].astype(np.float64),
-            )
         return cls(
             weights=data["weights"].astype(np.float64),
             bias=float(data["bias"]),
@@ -277,7 +246,6 @@ class Verifier:
             threshold=float(data["threshold"]),
             lexical=lexical,
             vocabulary=Vocabulary(idf, float(data["idf_default"])),
-            hidden=hidden,
         )
 
 

@@ -25,6 +25,7 @@ import resource
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from lockgate.embeddings.base import Embedder
 from lockgate.embeddings.local import MiniLMEmbedder
 from lockgate.rag import wiring
 from lockgate.rag.chunking import Chunker
+from lockgate.rag.folders import PIPELINE_DEPTH, ingest_paths
+from lockgate.rag.loaders import load
 from lockgate.rag.model import Block, LoadedDocument, namespace
 from lockgate.rag.ports import TextIndex, TextRecord
 from lockgate.rag.retrieval import RetrievalSettings, Retriever
@@ -49,8 +52,6 @@ ENGINES: dict[str, Callable[[Path], Any]] = {
     "tantivy (now)": lambda d: TantivyTextIndex(d / "tantivy"),
 }
 TARGET_P50_MS, TARGET_P99_MS = 20.0, 40.0
-MACS_PER_TOKEN = 6 * (4 * 384 * 384 + 2 * 384 * 1536)
-"""MiniLM-L6's dense layers per token (attention projections and the feed-forward block)."""
 
 
 def load_line() -> str:
@@ -191,71 +192,227 @@ class Counting:
         return await self.inner.embed(texts)
 
 
-async def ingest(embedders: dict[str, MiniLMEmbedder], workdir: Path, lines: list[str]) -> None:
-    """Each embedding graph in turn, from an empty workdir."""
-    lines += [
-        "## Ingestion throughput",
-        "",
-        "xquad-en as one Markdown file per article, chunks of at most 200 MiniLM tokens; real"
-        " MiniLM, SQLite, tantivy, embedded vector index. Then 5 files edited (one paragraph"
-        " each) and everything ingested again, with the embedding cache.",
-        "",
-        "| MiniLM graph | run | chunks embedded | seconds | chunks/s (all chunks of the"
-        " collection) | machine |",
-        "|---|---|---:|---:|---:|---|",
-    ]
-    costs = []
-    for graph, embedder in embedders.items():
-        costs.append(await ingest_one(graph, embedder, workdir / graph.split()[0], lines))
-    lines += ["", *costs, ""]
+class Free:
+    """An embedder that costs nothing (a one-hot vector per text): what is left is the
+    pipeline's own cost (parsing, chunking, SQLite, tantivy, the vector index)."""
+
+    name, dimensions = "free", 384
+
+    async def embed(self, texts: Sequence[str]) -> Any:
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for row, text in enumerate(texts):
+            out[row, hash(text) % self.dimensions] = 1.0
+        return out
 
 
-async def ingest_one(graph: str, embedder: MiniLMEmbedder, workdir: Path, lines: list[str]) -> str:
-    """xquad-en as one Markdown file per article, as `bench/retrieval.py` ingests it; then 5 of
-    the files edited (one paragraph each) and everything ingested again."""
+ONE_AT_A_TIME = "one document at a time (before)"
+PIPELINED = f"{PIPELINE_DEPTH} documents in flight (now)"
+
+
+def _articles() -> dict[str, list[str]]:
     collection = xquad()
     articles: dict[str, list[str]] = {}
     for doc_id, text in collection.docs.items():
         articles.setdefault(collection.titles[doc_id], []).append(text)
-    counting = Counting(embedder)
-    rag = wiring.embedded(workdir / "ingest", embedder=counting)
-    started, chunks = time.perf_counter(), 0
-    for title, paragraphs in articles.items():
-        body = (f"# {title}\n\n" + "\n\n".join(paragraphs)).encode()
-        chunks += (await rag.ingestion.ingest(TENANT, "kb", f"{title}.md", body)).chunks
-    first = time.perf_counter() - started
-    edited = list(articles)[:5]
-    for title in edited:
-        articles[title][0] = "This paragraph was rewritten since the last ingestion."
-    embedded_first, started = counting.texts, time.perf_counter()
-    for title, paragraphs in articles.items():
-        body = (f"# {title}\n\n" + "\n\n".join(paragraphs)).encode()
-        await rag.ingestion.ingest(TENANT, "kb", f"{title}.md", body)
-    second = time.perf_counter() - started
-    again = counting.texts - embedded_first
-    await rag.aclose()
+    return articles
 
-    tokenizer_texts = [" ".join(p) for p in articles.values()][:8]
-    encodings = [len(e.ids) for e in embedder._tokenizer.encode_batch(tokenizer_texts)]
-    tokens = sum(min(n, embedder.max_length) for n in encodings)
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    t0 = time.perf_counter()
-    embedder.embed_sync(tokenizer_texts)
-    wall = time.perf_counter() - t0
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
-    gflops = 2 * MACS_PER_TOKEN * tokens / cpu / 1e9
+
+def _write_folder(folder: Path, articles: dict[str, list[str]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for title, paragraphs in articles.items():
+        body = f"# {title}\n\n" + "\n\n".join(paragraphs)
+        (folder / f"{title.replace('/', ' ')}.md").write_text(body, encoding="utf-8")
+
+
+class ModelClock:
+    """Adds up the wall time the model itself runs (`embed_sync`, in the embedder's worker
+    thread) during an ingestion, so the model's share is measured in the same run, under the
+    same load, as the ingestion around it."""
+
+    def __init__(self, embedder: MiniLMEmbedder) -> None:
+        self.seconds = 0.0
+        run = embedder.embed_sync
+
+        def timed(texts: Sequence[str]) -> Any:
+            started = time.perf_counter()
+            try:
+                return run(texts)
+            finally:
+                self.seconds += time.perf_counter() - started
+
+        embedder.embed_sync = timed  # type: ignore[method-assign]
+
+
+@dataclass
+class Run:
+    chunks: int
+    seconds: float
+    model_seconds: float
+    again_embedded: int = 0
+    again_seconds: float = 0.0
+    embedded: int = 0
+    load: str = ""
+    cpu_seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.chunks / self.seconds
+
+
+async def ingest(embedders: dict[str, MiniLMEmbedder], workdir: Path, lines: list[str]) -> None:
+    """Every (graph, pipeline) pair from an empty data directory, in an interleaved order so a
+    load change on a shared machine hits both sides of each ratio; the model's own time is
+    clocked inside each run; then the pipeline alone (a free embedder)."""
+    at_start = load_line()
+    articles = _articles()
+    clocks = {graph: ModelClock(model) for graph, model in embedders.items()}
+    (fp32, _), (int8, _) = embedders.items()
+    order = [(fp32, 1), (int8, PIPELINE_DEPTH), (int8, 1), (fp32, PIPELINE_DEPTH)]
+    runs: dict[tuple[str, int], Run] = {}
+    for n, (graph, depth) in enumerate(order + order[::-1]):
+        print(f"  {graph}, depth {depth} ...", flush=True)
+        folder = workdir / f"docs{n}"
+        _write_folder(folder, articles)
+        run = await ingest_one(
+            embedders[graph], clocks[graph], depth, folder, workdir / f"data{n}", articles
+        )
+        if (graph, depth) not in runs or run.seconds < runs[graph, depth].seconds:
+            runs[graph, depth] = run
+    free: dict[int, tuple[float, float]] = {}
+    for depth in (1, PIPELINE_DEPTH):
+        folder = workdir / f"free{depth}"
+        _write_folder(folder, articles)
+        rag = wiring.embedded(workdir / f"free-data{depth}", embedder=Free())
+        cpu, started = _cpu(), time.perf_counter()
+        results = await ingest_paths(
+            rag.ingestion, [folder], tenant=TENANT, collection="kb", depth=depth
+        )
+        chunks = sum(r.chunks for r in results)
+        free[depth] = (chunks / (time.perf_counter() - started), (_cpu() - cpu) / chunks)
+        await rag.aclose()
+    tokens = _tokens(next(iter(embedders.values())))
+    baseline = runs[fp32, 1].rate
+    label = {1: ONE_AT_A_TIME, PIPELINE_DEPTH: PIPELINED}
     lines += [
-        f"| {graph} | first ingestion (empty embedding cache) | {embedded_first} | {first:.1f}"
-        f" | {chunks / first:.1f} | {load_line()} |",
-        f"| {graph} | again after editing {len(edited)} files (one paragraph each) | {again}"
-        f" | {second:.1f} | {chunks / second:.1f} | {load_line()} |",
+        INGESTION,
+        "",
+        f"Measured in a run of its own: {at_start} at its start, {load_line()} at its end.",
+        "",
+        "xquad-en as one Markdown file per article in a folder, ingested as `lockgate ingest`"
+        " does (`ingest_paths`): chunks of at most 200 MiniLM tokens; real MiniLM, SQLite,"
+        " tantivy, embedded vector index, each run from an empty data directory. Then 5 files"
+        " edited (one paragraph each) and the folder ingested again, with the embedding cache."
+        " Each configuration ran twice, in the order first row, fourth, third, second, then"
+        " back, so load that comes and goes hits every one; the faster of its two runs is"
+        " shown (another process's load only ever slows a run). The issue's target:"
+        f' at least 2x the first row ({baseline:.1f} chunks/s in this run). "model s" is the'
+        " wall time the model itself ran during the first ingestion.",
+        "",
+        "| MiniLM graph | pipeline | run | chunks embedded | seconds | chunks/s (all chunks of"
+        " the collection) | x first row | model s | model's share of the time | CPU s"
+        " | machine |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    return (
-        f"Model cost, {graph}: {2 * MACS_PER_TOKEN / 1e6:.0f} MFLOP per token in MiniLM's dense"
-        f" layers; {tokens} tokens took {cpu:.2f} s of CPU ({wall:.2f} s wall), {gflops:.0f}"
-        " GFLOP/s of CPU time."
+    for depth in (1, PIPELINE_DEPTH):
+        for graph in (fp32, int8):
+            run = runs[graph, depth]
+            lines += [
+                f"| {graph} | {label[depth]} | first ingestion (empty embedding cache)"
+                f" | {run.embedded} | {run.seconds:.1f} | {run.rate:.1f}"
+                f" | {run.rate / baseline:.2f} | {run.model_seconds:.1f}"
+                f" | {run.model_seconds / run.seconds:.0%} | {run.cpu_seconds:.1f} | {run.load} |",
+                f"| {graph} | {label[depth]} | again after editing 5 files (one paragraph each)"
+                f" | {run.again_embedded} | {run.again_seconds:.1f}"
+                f" | {run.chunks / run.again_seconds:.1f} | | | | | {run.load} |",
+            ]
+    lines += [
+        "",
+        "### The model's ceiling",
+        "",
+        f"The pipeline alone (an embedder that costs nothing): {free[1][0]:.0f} chunks/s one"
+        f" document at a time, {free[PIPELINE_DEPTH][0]:.0f} chunks/s with {PIPELINE_DEPTH} in"
+        f" flight; {free[PIPELINE_DEPTH][1] * 1000:.1f} ms of CPU per chunk (the rest of its"
+        " time is mostly waiting on disk syncs, which overlap the model). The model's cost per"
+        " token, clocked inside the pipelined runs above (the same run, under the same load, as"
+        " the throughput it is compared with), and what ingestion would reach if everything but"
+        ' the model were free (chunks / model seconds). "CPU s" above is this process\'s CPU'
+        " time in each run (the model's threads and the pipeline, not the parse worker): on two"
+        " idle cores"
+        " no run can take less wall time than half of it.",
+        "",
+        "| MiniLM graph | tokens | model ms per 1,000 tokens | ceiling chunks/s (free pipeline)"
+        " | ceiling x first row | measured pipelined chunks/s | of the ceiling |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for graph in (fp32, int8):
+        run = runs[graph, PIPELINE_DEPTH]
+        ceiling = run.chunks / run.model_seconds
+        lines.append(
+            f"| {graph} | {tokens:,} | {run.model_seconds / tokens * 1e6:.0f} | {ceiling:.1f}"
+            f" | {ceiling / baseline:.2f} | {run.rate:.1f} | {run.rate / ceiling:.0%} |"
+        )
+    best = runs[int8, PIPELINE_DEPTH]
+    per_1k = best.model_seconds / tokens * 1e6
+    needed = best.chunks / (2 * baseline) / tokens * 1e6
+    lines += [
+        "",
+        f"2x the first row is {2 * baseline:.1f} chunks/s: {best.chunks} chunks in"
+        f" {best.chunks / (2 * baseline):.1f} s, so even with a pipeline that cost nothing the"
+        f" model would have to take at most {needed:.0f} ms per 1,000 tokens; the int8 graph"
+        f" took {per_1k:.0f} ({per_1k / needed:.2f}x that) in this run. The pipeline now keeps"
+        f" the model busy {best.model_seconds / best.seconds:.0%} of the time, so what is left"
+        " to gain is in the model's cost per token, not around it.",
+        "",
+    ]
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _tokens(embedder: MiniLMEmbedder) -> int:
+    """The tokens the model sees for the collection's chunks, as ingestion chunks them."""
+    chunker = Chunker()
+    texts = []
+    for title, paragraphs in _articles().items():
+        body = (f"# {title}\n\n" + "\n\n".join(paragraphs)).encode()
+        document = load(body, filename=f"{title}.md")
+        texts += [c.indexed_text() for c in chunker.chunk(document)]
+    encodings = embedder._tokenizer.encode_batch(texts)
+    return sum(min(len(e.ids), embedder.max_length) for e in encodings)
+
+
+async def ingest_one(
+    embedder: MiniLMEmbedder,
+    clock: ModelClock,
+    depth: int,
+    folder: Path,
+    data_dir: Path,
+    articles: dict[str, list[str]],
+) -> Run:
+    """The folder ingested into an empty data directory; then 5 of its files edited (one
+    paragraph each) and the folder ingested again."""
+    counting = Counting(embedder)
+    rag = wiring.embedded(data_dir, embedder=counting)
+    clock.seconds, started, cpu = 0.0, time.perf_counter(), _cpu()
+    results = await ingest_paths(
+        rag.ingestion, [folder], tenant=TENANT, collection="kb", depth=depth
     )
+    run = Run(sum(r.chunks for r in results), time.perf_counter() - started, clock.seconds)
+    run.cpu_seconds = _cpu() - cpu
+    failed = [r.error for r in results if r.outcome == "failed"]
+    if failed:
+        raise RuntimeError(f"ingestion failed: {failed[:3]}")
+    run.load, run.embedded = load_line(), counting.texts
+    for title, paragraphs in list(articles.items())[:5]:
+        _write_folder(folder, {title: ["This paragraph was rewritten since.", *paragraphs[1:]]})
+    started = time.perf_counter()
+    await ingest_paths(rag.ingestion, [folder], tenant=TENANT, collection="kb", depth=depth)
+    run.again_seconds = time.perf_counter() - started
+    run.again_embedded = counting.texts - run.embedded
+    await rag.aclose()
+    return run
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -287,9 +444,22 @@ async def main(args: argparse.Namespace) -> None:
     lines.append(f"Total run time {time.perf_counter() - started:.0f} s; {load_line()} at the end.")
     report = "\n".join(lines) + "\n"
     print(report)
+    target = RESULTS / "retrieval_speed.md"
     if set(args.parts) == set(PARTS):
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "retrieval_speed.md").write_text(report)
+        target.write_text(report)
+    elif args.parts == ["ingest"] and target.is_file():
+        target.write_text(_with_ingestion(target.read_text(), lines[lines.index(INGESTION) :]))
+
+
+INGESTION = "## Ingestion throughput"
+
+
+def _with_ingestion(report: str, section: list[str]) -> str:
+    """The results file with its ingestion section replaced by a separate run's (the other
+    parts take most of an hour; their figures stay those of their own run)."""
+    kept = report.split(INGESTION)[0].rstrip("\n")
+    return "\n".join([kept, "", *section]) + "\n"
 
 
 if __name__ == "__main__":

@@ -6,7 +6,14 @@ import asyncio
 import os
 from pathlib import Path
 
-from lockgate.rag.folders import ingest_paths, source_uri, sync_folder, watch_folder
+import pytest
+from lockgate.rag.folders import (
+    ingest_paths,
+    pipelined,
+    source_uri,
+    sync_folder,
+    watch_folder,
+)
 from lockgate.rag.model import IngestResult
 
 from tests.unit.rag.conftest import Rag
@@ -75,3 +82,59 @@ async def test_a_file_dropped_in_a_watched_folder_becomes_answerable(
     finally:
         stop.set()
         await asyncio.wait_for(task, 2)
+
+
+async def test_pipelined_overlaps_up_to_depth_and_reports_in_order() -> None:
+    """The next documents start while one is still being written, but no more than `depth`
+    at once, and results come back in the files' order whatever order they finish in."""
+    running, peak = 0, 0
+    seen: list[tuple[int, int]] = []
+
+    async def work(item: int) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.002 * ((7 * item) % 5))  # finishing out of order
+        running -= 1
+        return item * 10
+
+    await pipelined(range(12), work, lambda item, result: seen.append((item, result)), depth=3)
+    assert seen == [(i, i * 10) for i in range(12)]
+    assert peak == 3
+
+
+async def test_pipelined_stops_everything_in_flight_when_one_fails() -> None:
+    started: list[int] = []
+    finished: list[int] = []
+
+    async def work(item: int) -> int:
+        started.append(item)
+        if item == 1:
+            raise OSError("disk gone")
+        await asyncio.sleep(0.05)
+        finished.append(item)
+        return item
+
+    with pytest.raises(OSError, match="disk gone"):
+        await pipelined(range(10), work, lambda item, result: None, depth=3)
+    await asyncio.sleep(0.1)
+    assert max(started) <= 3  # nothing past the window was started
+    assert all(item < 3 for item in finished)  # what was in flight was cancelled
+
+
+async def test_ingest_paths_in_flight_together_match_one_at_a_time(
+    rag: Rag, tmp_path: Path
+) -> None:
+    """Documents ingested concurrently leave the collection exactly as one at a time would:
+    every document served, and the same collection version."""
+    for n in range(7):
+        write(tmp_path / "kb" / f"{n}.md", f"# Doc {n}\n\nParagraph {n} about topic {n}.")
+    results = await ingest_paths(
+        rag.service, [tmp_path / "kb"], tenant="acme", collection="kb", depth=4
+    )
+    assert [r.outcome for r in results] == ["indexed"] * 7
+    assert [Path(r.source_uri).name for r in results] == [f"{n}.md" for n in range(7)]
+    together = await rag.service.collection_version("acme", "kb")
+    await ingest_paths(rag.service, [tmp_path / "kb"], tenant="acme", collection="kb2", depth=1)
+    assert together == await rag.service.collection_version("acme", "kb2")
+    assert len(await rag.service.list_documents("acme", "kb")) == 7

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from lockgate.rag.errors import InvalidName
 from lockgate.rag.ingest import EMPTY_VERSION
@@ -133,3 +135,38 @@ async def test_names_that_could_cross_namespaces_are_refused(rag: Rag, name: str
         await rag.service.ingest(name, "kb", "a.md", SHIPPING)
     with pytest.raises(InvalidName):
         await rag.retriever.retrieve("acme", name, "q", 3)
+
+
+class _SlowListing:
+    """The document store, its first collection listing held up after the read: a remote
+    store's round trip, during which another document of the collection can finish."""
+
+    def __init__(self, inner: object, hold_s: float) -> None:
+        self._inner, self._hold_s = inner, hold_s
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def list_documents(self, tenant: str, collection: str) -> object:
+        rows = await self._inner.list_documents(tenant, collection)  # type: ignore[attr-defined]
+        if self._hold_s:
+            hold, self._hold_s = self._hold_s, 0.0
+            await asyncio.sleep(hold)
+        return rows
+
+
+async def test_documents_finishing_together_leave_the_collection_version_current(
+    rag: Rag,
+) -> None:
+    """The version is written from a listing of the documents; a listing taken before the
+    other document's flip must not be written after that document's own."""
+    rag.service.documents = _SlowListing(rag.documents, hold_s=0.3)  # type: ignore[assignment]
+    together = await asyncio.gather(
+        rag.service.ingest("acme", "kb", "shipping.md", SHIPPING),
+        rag.service.ingest("acme", "kb", "docs/returns.md", RETURNS),
+    )
+    assert [r.outcome for r in together] == ["indexed", "indexed"]
+    rag.service.documents = rag.documents
+    await rag.service.ingest("acme", "kb2", "shipping.md", SHIPPING)
+    both = await rag.service.ingest("acme", "kb2", "docs/returns.md", RETURNS)
+    assert await rag.service.collection_version("acme", "kb") == both.collection_version

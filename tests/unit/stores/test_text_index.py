@@ -150,3 +150,67 @@ async def test_a_new_tantivy_index_takes_over_an_fts5_index(tmp_path: Path) -> N
     await index.delete(["a"], namespace=NS)
     reopened = open_text_index(tmp_path, tmp_path / "rag.db")  # not imported a second time
     assert await reopened.search("keyword", namespace=NS, k=3) == []
+
+
+class _CountingCommits:
+    """Wraps the tantivy writers an index opens, counting their commits."""
+
+    def __init__(self, index: TantivyTextIndex) -> None:
+        self.commits = 0
+        opened = index._writer
+
+        def writer() -> object:
+            inner = opened()
+            counter = self
+
+            class Counted:
+                def __getattr__(self, name: str) -> object:
+                    return getattr(inner, name)
+
+                def commit(self) -> object:
+                    counter.commits += 1
+                    return inner.commit()
+
+            return Counted()
+
+        index._writer = writer  # type: ignore[method-assign]
+
+
+async def test_tantivy_writes_arriving_during_a_commit_share_the_next_one(tmp_path: Path) -> None:
+    """A commit syncs the disk; documents written at once by concurrent ingestions should not
+    each pay for one. Every write still returns only once it is searchable."""
+    index = TantivyTextIndex(tmp_path / "t")
+    counted = _CountingCommits(index)
+    writes = 12
+    await asyncio.gather(
+        *(index.upsert([record(f"w{i}", f"grouped topic {i}")]) for i in range(writes))
+    )
+    assert len(await index.search("grouped topic", namespace=NS, k=50)) == writes
+    assert 1 <= counted.commits < writes
+
+
+async def test_tantivy_a_failing_write_in_a_group_fails_alone(tmp_path: Path) -> None:
+    """The group is rolled back and retried one write per commit: the failing write raises,
+    the others land, nothing of the failing one is searchable."""
+    index = TantivyTextIndex(tmp_path / "t")
+    good = [record(f"g{i}", "innocent words") for i in range(3)]
+    bad = TextRecord("bad", NS, "poisoned words", {"not json": object()})
+    index._lock.acquire()  # a commit in progress: the writes below queue up behind it
+    try:
+        tasks = [asyncio.ensure_future(index.upsert([r])) for r in good]
+        tasks.append(asyncio.ensure_future(index.upsert([bad])))
+        for _ in range(500):
+            if len(index._queue) == len(tasks):
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        index._lock.release()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert results[:3] == [None, None, None]
+    assert isinstance(results[3], TypeError)
+    assert sorted(h.id for h in await index.search("words", namespace=NS, k=10)) == [
+        "g0",
+        "g1",
+        "g2",
+    ]
+    assert await index.search("poisoned", namespace=NS, k=10) == []

@@ -107,6 +107,9 @@ class Chunker:
             chunks.append(self._make(len(chunks), units, context))
             units = self._tail(units) if keep_overlap else []
 
+        # One tokenizer call for every paragraph of the document rather than one per paragraph.
+        bodies = [block.text for block in document.blocks if block.kind != "heading"]
+        sizes = iter(self._count(bodies) if bodies else [])
         for block in document.blocks:
             entry_changed = block.entry != context.entry
             if block.kind == "heading" or entry_changed:
@@ -125,7 +128,7 @@ class Chunker:
                 )
                 continue
             paragraph += 1
-            for unit in self._units(block, paragraph):
+            for unit in self._units(block, paragraph, next(sizes)):
                 if units and sum(u.tokens for u in units) + unit.tokens > self.max_tokens:
                     emit(keep_overlap=True)
                     while units and sum(u.tokens for u in units) + unit.tokens > self.max_tokens:
@@ -134,8 +137,7 @@ class Chunker:
         emit(keep_overlap=False)
         return chunks
 
-    def _units(self, block: Block, paragraph: int) -> list[_Unit]:
-        (whole,) = self._count([block.text])
+    def _units(self, block: Block, paragraph: int, whole: int) -> list[_Unit]:
         if whole <= self.max_tokens:
             return [_Unit(block.text, whole, paragraph, block.page)]
         sentences = [s for s in _SENTENCE.split(block.text) if s.strip()]

@@ -5,6 +5,11 @@ The watcher polls (`os.scandir` + mtime/size) rather than using inotify: it work
 every OS and on network and container-mounted folders where change notifications are not
 delivered, and a scan of a few thousand files takes milliseconds, so a half-second interval
 keeps "saved → answerable" about as short as the ingestion itself.
+
+Files are ingested a few at a time (`PIPELINE_DEPTH`), in order: while one document's chunks
+are embedded, the next is parsed and chunked and the previous one's indexes commit. Each of those
+steps waits mostly on something other than the model (a worker process, a disk sync), so on a
+small machine the embedding model is kept busy instead of idling between documents.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from lockgate.rag.ingest import IngestionService, Progress
 from lockgate.rag.loaders import SUPPORTED_EXTENSIONS
@@ -23,6 +30,13 @@ from lockgate.rag.model import IngestResult
 log = logging.getLogger("lockgate.rag.folders")
 
 Snapshot = dict[Path, tuple[int, int]]
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+PIPELINE_DEPTH = 3
+"""Documents in flight at once. Two already overlap one document's writes with the next one's
+embedding; a third lets parsing run ahead too. More only holds more files in memory: the model
+runs one batch at a time."""
 
 
 def source_uri(path: Path) -> str:
@@ -57,10 +71,10 @@ async def ingest_paths(
     collection: str,
     progress: Progress | None = None,
     on_result: Callable[[IngestResult], None] | None = None,
+    depth: int = PIPELINE_DEPTH,
 ) -> list[IngestResult]:
-    results: list[IngestResult] = []
-    for path in supported_files(paths):
-        result = await service.ingest(
+    async def ingest(path: Path) -> IngestResult:
+        return await service.ingest(
             tenant,
             collection,
             source_uri(path),
@@ -68,10 +82,47 @@ async def ingest_paths(
             filename=path.name,
             progress=progress,
         )
+
+    results: list[IngestResult] = []
+
+    def each(path: Path, result: IngestResult) -> None:
         results.append(result)
         if on_result:
             on_result(result)
+
+    await pipelined(supported_files(paths), ingest, each, depth)
     return results
+
+
+async def pipelined(
+    items: Iterable[_T],
+    work: Callable[[_T], Awaitable[_R]],
+    each: Callable[[_T, _R], None],
+    depth: int = PIPELINE_DEPTH,
+) -> None:
+    """`work` on every item, up to `depth` at once; `each` is told the results in the items'
+    order. Whatever is still running when one fails or the caller is cancelled is cancelled."""
+    if depth < 1:
+        raise ValueError("depth must be at least 1")
+    running: deque[tuple[_T, asyncio.Task[_R]]] = deque()
+    try:
+        for item in items:
+            running.append((item, asyncio.ensure_future(work(item))))
+            if len(running) >= depth:
+                first, task = running.popleft()
+                each(first, await task)
+        while running:
+            first, task = running.popleft()
+            each(first, await task)
+    finally:
+        tasks = [task for _, task in running]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+            for task in tasks:
+                if not task.cancelled():
+                    task.exception()  # retrieved: the first failure is the one raised
 
 
 def snapshot(folder: Path) -> Snapshot:
@@ -101,19 +152,26 @@ async def sync_folder(
     file is gone are deleted; documents from elsewhere in the collection are left alone."""
     current = await asyncio.to_thread(snapshot, folder)
     changed = [p for p, sig in current.items() if previous is None or previous.get(p) != sig]
-    for path in changed:
+
+    async def ingest(path: Path) -> IngestResult | None:
         try:
             content = await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError:
-            current.pop(path, None)
-            continue
-        result = await service.ingest(
+            return None
+        return await service.ingest(
             tenant, collection, source_uri(path), content, filename=path.name
         )
+
+    def each(path: Path, result: IngestResult | None) -> None:
+        if result is None:
+            current.pop(path, None)
+            return
         if result.outcome == "failed" and result.retryable:
             current.pop(path, None)  # not recorded as seen: the next scan retries it
         if on_result:
             on_result(result)
+
+    await pipelined(changed, ingest, each)
     prefix, present = await asyncio.to_thread(_uris, folder, list(current))
     for record in await service.list_documents(tenant, collection):
         if record.source_uri.startswith(prefix) and record.source_uri not in present:

@@ -85,6 +85,7 @@ class IngestionService:
         self._batch = batch_size
         self._clock = clock
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        self._version_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._quota = _UploadQuota(self.parser.limits, clock)
         self.on_change: list[Callable[[str], None]] = []
         """Told the namespace whenever what a collection serves changes."""
@@ -278,11 +279,15 @@ class IngestionService:
         return stored or EMPTY_VERSION
 
     async def _refresh_version(self, tenant: str, collection: str) -> str:
-        self._announce(tenant, collection)
-        try:
-            return await self._write_version(tenant, collection)
-        finally:
+        """One writer per collection at a time: two documents finishing together could otherwise
+        each read the rows before the other's flip and the later write leave a stale version."""
+        lock = self._version_locks.setdefault((tenant, collection), asyncio.Lock())
+        async with lock:
             self._announce(tenant, collection)
+            try:
+                return await self._write_version(tenant, collection)
+            finally:
+                self._announce(tenant, collection)
 
     def _announce(self, tenant: str, collection: str) -> None:
         for listener in self.on_change:
@@ -331,7 +336,8 @@ class IngestionService:
                     for i, t, p in zip(ids, texts, payloads, strict=True)
                 ]
             )
-            await beat()
+            if start + self._batch < len(chunks):
+                await beat()  # the last batch needs none: the row flips to `ready` next
             if progress:
                 progress(source_uri, start + len(batch), len(chunks))
 

@@ -210,6 +210,9 @@ class TantivyTextIndex:
         self._index = tantivy.Index(self._schema, path=str(directory), reuse=True)
         self._index.register_tokenizer("lockgate", _analyzer())
         self._lock = threading.Lock()
+        """Held by the thread that commits, for its whole group."""
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Queued] = []
 
     async def upsert(self, records: Sequence[TextRecord]) -> None:
         if records:
@@ -262,10 +265,43 @@ class TantivyTextIndex:
         return len(rows)
 
     def _write(self, operation: Callable[[Any], _T]) -> _T:
+        """Applies `operation` and returns once it is committed (durable).
+
+        Group commit: a tantivy commit syncs the disk, about as costly as the writes of a whole
+        document (80-110 ms measured on a busy 2-core machine). Writes that arrive while another
+        thread commits queue up, and the next thread to take the lock applies all of them and
+        commits once. Each caller still returns only after its own write is durable. A group
+        that fails is rolled back whole and its writes are tried again one commit each, so one
+        caller's failing write never takes another's with it."""
+        mine = _Queued(operation)
+        with self._queue_lock:
+            self._queue.append(mine)
         with self._lock:
+            if not mine.done:
+                with self._queue_lock:
+                    group, self._queue = self._queue, []
+                opened = self._commit(group)
+                if opened and len(group) > 1 and any(queued.error for queued in group):
+                    for queued in group:
+                        queued.error, queued.done = None, False
+                        self._commit([queued])
+        if mine.error is not None:
+            raise mine.error
+        return mine.result  # type: ignore[no-any-return]
+
+    def _commit(self, group: list[_Queued]) -> bool:
+        """Applies the group in one writer and commits it, or rolls all of it back. False when
+        no writer could be had (the lock stayed busy): trying again at once would not help."""
+        try:
             writer = self._writer()
+        except BaseException as exc:
+            for queued in group:
+                queued.fail(exc)
+            return False
+        try:
             try:
-                result = operation(writer)
+                for queued in group:
+                    queued.result = queued.operation(writer)
                 writer.commit()
             except BaseException:
                 writer.rollback()
@@ -273,7 +309,13 @@ class TantivyTextIndex:
             finally:
                 writer.wait_merging_threads()
             self._index.reload()
-            return result
+        except BaseException as exc:
+            for queued in group:
+                queued.fail(exc)
+        else:
+            for queued in group:
+                queued.done = True
+        return True
 
     def _writer(self) -> Any:
         deadline = time.monotonic() + LOCK_WAIT_S
@@ -327,6 +369,21 @@ class TantivyTextIndex:
             payload = json.loads(doc.get_first("payload") or b"{}")
             hits.append(TextHit(id=str(doc.get_first("id")), score=float(score), payload=payload))
         return hits
+
+
+class _Queued:
+    """One write waiting for a commit, and how it ended."""
+
+    __slots__ = ("done", "error", "operation", "result")
+
+    def __init__(self, operation: Callable[[Any], Any]) -> None:
+        self.operation = operation
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = False
+
+    def fail(self, error: BaseException) -> None:
+        self.error, self.done = error, True
 
 
 def _key(namespace: str, id_: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from lockgate.rag.errors import CorruptDocument, DocumentError, UnsupportedFormat
@@ -41,6 +42,30 @@ def test_markdown_headings_lists_code_and_inline_markup() -> None:
         "code block",
         "last words",
     ]
+
+
+def test_markdown_closing_hashes_need_a_space_before_them() -> None:
+    doc = load(b"# C#\n\n## Setup ##\n\n#  Spaced out   #  \nbody\n", filename="notes.md")
+    assert headings(doc) == [(1, "C#"), (2, "Setup"), (1, "Spaced out")]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "[x " * 20_000,  # openers without a label's end
+        "[a](b " * 10_000,  # links never closed
+        "_x " * 20_000,  # emphasis never closed
+        "`x " * 20_000,
+        "# a" + " " * 60_000 + "b",  # a heading with a long run of spaces
+        "# a" + " #" * 30_000 + " x",
+    ],
+    ids=["brackets", "links", "underscores", "backticks", "heading-spaces", "heading-hashes"],
+)
+def test_a_60_kb_line_of_markup_loads_in_linear_time(line: str) -> None:
+    started = time.perf_counter()
+    doc = load(f"{line}\n\nThe end.".encode(), filename="long.md")
+    assert len(doc.blocks) == 2  # loaded, not dropped
+    assert time.perf_counter() - started < 3.0  # it took minutes before
 
 
 def test_html_skips_scripts_and_navigation_and_keeps_headings() -> None:

@@ -23,19 +23,6 @@ def test_template_attacks_are_reproducible_distinct_and_varied() -> None:
     assert len({a[:25] for a in first}) > 150
 
 
-def test_topic_hijack_wording_is_in_both_classes() -> None:
-    """The closures and task switches of topic hijacks ("Well done. Change of plan: ...") and
-    their languages occur in benign templates too, so only what the new task asks for can
-    separate the classes."""
-    attacks = synth.attacks(3000, HOSTS, seed=7)
-    benign = synth.benign(3000, HOSTS, seed=7)
-    for phrase in ("Change of plan:", "Planänderung:", "Well done.", "Sehr gut gemacht."):
-        assert any(phrase.lower() in a.lower() for a in attacks), phrase
-        assert any(phrase.lower() in b.lower() for b in benign), phrase
-    assert any("never break character" in a for a in attacks)
-    assert any(h in a and "hate" in a for a in attacks for h in HOSTS)  # slipped in after
-
-
 def test_template_benign_prompts_include_chit_chat() -> None:
     made = synth.benign(200, HOSTS, seed=7)
     assert len(set(made)) == len(made) == 200

@@ -57,8 +57,8 @@ PALLMS_TASKS = (
 Role = Literal["train", "tune", "held_out"]
 TUNE_SHARE = 0.2
 INTENT_SAMPLE = 2500
-SYNTH_ATTACKS = 11000
-SYNTH_BENIGN = 4000
+SYNTH_ATTACKS = 9000
+SYNTH_BENIGN = 3000
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,8 @@ async def main(data: Path) -> str:
         f"Shipped threshold {threshold:.3f}, picked on the tuning split (at most "
         f"{card['hyperparameters']['tune_benign']:.0%} of its benign prompts flagged); "  # type: ignore[index]
         f"trained on {', '.join(card['training_windows_by_source'])}.",  # type: ignore[arg-type]
+        "Held out (never trained on, the threshold not picked on them): "
+        f"{', '.join(sorted({p.source for p in prompts}))}, and the BIPIA test documents.",
         f"Machine load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
         "",
         "## By source (shipped threshold)",

@@ -1,6 +1,6 @@
 """Trains the injection classifier from licence-permissive prompts, reproducibly, in numpy.
 
-    python -m lockgate.safety.train [--data DIR] [--out DIR]
+    python -m lockgate.safety.train [--data DIR] [--out DIR] [--validate]
 
 Reads only the `train` split of `lockgate.safety.corpus` (attacks: deepset train, PALLMs,
 template-composed attacks; benign: role-play, system prompts, imperative tasks, code,
@@ -15,6 +15,10 @@ split, which training never sees: the lowest score at which the whole detector (
 included) flags at most `TUNE_BENIGN` of its real benign prompts (the template-made ones are
 left out: they are ours, and would make the quota easy to fill), half the goal's 2 %, as
 margin for other styles; `bench.safety` judges the result on held-out sources.
+
+A change is to be chosen with `--validate` (out of fold on deepset train, whole benign sources
+left out), not on the held-out sources: a gain on the tuning split alone can be a gain in
+fitting its sources' style that other styles do not share.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ STEPS = 300
 LEARNING_RATE = 0.05
 TUNE_BENIGN = 0.01
 CURVE = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
+VALIDATION_FOLDS = 4
+LEFT_OUT = ("oasst-prompts", "notinject A", "ifeval")
+"""Real benign sources `validate` leaves out whole: first turns in many languages, trigger
+words, format constraints."""
 
 Floats = npt.NDArray[np.float32]
 
@@ -198,14 +206,82 @@ def train(data: Path, out: Path) -> dict[str, object]:
     return card
 
 
+def _fit_model(prompts: Sequence[corpus.Prompt]) -> InjectionModel:
+    texts, y, sources = training_windows(prompts)
+    weights, bias = fit(design(texts), y, balance(y, sources))
+    return InjectionModel(weights, bias, 0.5)
+
+
+def _flag_rates(model: InjectionModel, prompts: Sequence[corpus.Prompt]) -> dict[str, float]:
+    verdicts = InjectionDetector(model).scan_now([p.text for p in prompts]).texts
+    attack = [v.injection for p, v in zip(prompts, verdicts, strict=True) if p.attack]
+    benign = [v.injection for p, v in zip(prompts, verdicts, strict=True) if not p.attack]
+    rates = {"benign_flagged": round(float(np.mean(benign)), 4)} if benign else {}
+    if attack:
+        rates["attacks_caught"] = round(float(np.mean(attack)), 4)
+    return rates
+
+
+def validate(data: Path, folds: int = VALIDATION_FOLDS) -> dict[str, object]:
+    """How a change to the training data, features or threshold rule generalises, judged on
+    training data only, so that it can be chosen before the held-out sources are looked at.
+
+    The tuning split is a fifth of the same sources, so it rewards fitting their style; two
+    harder checks: deepset train out of fold (its real attacks, `folds` parts by a hash of the
+    text), and each real benign source of `LEFT_OUT` left out of training and tuning whole,
+    as a held-out style would be. Every model's threshold is picked as `train` picks it."""
+    training, tuning = corpus.load("train", data), corpus.load("tune", data)
+
+    def fold(text: str) -> int:
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") % folds
+
+    deepset = [p for p in training if p.source == "deepset train"]
+    others = [p for p in training if p.source != "deepset train"]
+    held: list[tuple[corpus.Prompt, bool]] = []
+    for k in range(folds):
+        part = [p for p in deepset if fold(p.text) == k]
+        model = _fit_model([*others, *(p for p in deepset if fold(p.text) != k)])
+        model = InjectionModel(model.weights, model.bias, _threshold(model, tuning))
+        verdicts = InjectionDetector(model).scan_now([p.text for p in part]).texts
+        held += [(p, v.injection) for p, v in zip(part, verdicts, strict=True)]
+    report: dict[str, object] = {
+        "deepset_train_out_of_fold": {
+            "attacks_caught": round(float(np.mean([f for p, f in held if p.attack])), 4),
+            "benign_flagged": round(float(np.mean([f for p, f in held if not p.attack])), 4),
+        }
+    }
+    for source in LEFT_OUT:
+        model = _fit_model([p for p in training if p.source != source])
+        rest = [p for p in tuning if p.source != source]
+        model = InjectionModel(model.weights, model.bias, _threshold(model, rest))
+        left = [p for p in (*training, *tuning) if p.source == source]
+        report[f"{source} left out"] = {
+            "threshold": round(model.threshold, 4),
+            **_flag_rates(model, left),
+        }
+    return report
+
+
+def _threshold(model: InjectionModel, tuning: Sequence[corpus.Prompt]) -> float:
+    return float(tune(model, tuning)["threshold"])  # type: ignore[arg-type]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lockgate.safety.train", description=__doc__)
     parser.add_argument("--data", type=Path, default=corpus.DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=MODEL_DIR)
+    parser.add_argument(
+        "--validate",
+        action="store_true",
+        help="report out-of-fold and left-out-source rates instead of writing a model",
+    )
     args = parser.parse_args(argv)
     if not (args.data / "benign-prompts").is_dir():
         print(f"no benign-prompts/ in {args.data}", file=sys.stderr)
         return 2
+    if args.validate:
+        print(json.dumps(validate(args.data), indent=2))
+        return 0
     print(json.dumps(train(args.data, args.out), indent=2))
     return 0
 

@@ -101,6 +101,49 @@ async def test_a_big_batch_does_not_block_the_event_loop(embedder: MiniLMEmbedde
     assert max(gaps) < took / 3, f"loop stalled {max(gaps):.3f}s of {took:.3f}s"
 
 
+async def test_queries_arriving_while_the_model_is_busy_run_together(
+    embedder: MiniLMEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[int] = []
+    real = embedder.embed_sync
+
+    def counted(texts: Any) -> Any:
+        runs.append(len(texts))
+        return real(texts)
+
+    monkeypatch.setattr(embedder, "embed_sync", counted)
+    texts = [f"how do I reset the password of account {i}?" for i in range(24)]
+    vectors = await asyncio.gather(*(embedder.embed([text]) for text in texts))
+    assert sum(runs) == len(texts) and len(runs) < len(texts) / 4  # not one model run each
+    alone = real(texts)
+    for i, vector in enumerate(vectors):
+        assert vector.shape == (1, embedder.dimensions)
+        assert np.allclose(vector[0], alone[i], atol=1e-4)  # each query gets its own row
+
+
+async def test_a_failed_run_fails_its_queries_and_a_cancelled_one_leaves_the_rest(
+    embedder: MiniLMEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = embedder.embed_sync
+
+    def broken(texts: Any) -> Any:
+        raise EmbeddingError("model file damaged")
+
+    monkeypatch.setattr(embedder, "embed_sync", broken)
+    failed = await asyncio.gather(
+        *(embedder.embed([f"q{i}"]) for i in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(f, EmbeddingError) for f in failed)
+
+    monkeypatch.setattr(embedder, "embed_sync", real)
+    impatient = asyncio.create_task(embedder.embed(["a query whose client left"]))
+    patient = asyncio.create_task(embedder.embed(["a query that waits"]))
+    await asyncio.sleep(0)
+    impatient.cancel()
+    vector = await patient
+    assert np.allclose(vector[0], real(["a query that waits"])[0], atol=1e-4)
+
+
 async def test_refuses_a_bare_string(embedder: MiniLMEmbedder) -> None:
     with pytest.raises(TypeError, match="sequence of texts"):
         await embedder.embed("not a list")

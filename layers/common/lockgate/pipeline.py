@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,14 +172,16 @@ class Gateway:
         if not api_key and not gateway_key_id:
             raise invalid_api_key()
         tenant, due = self.recent.lookup(api_key, gateway_key_id)
-        if tenant is None:
-            tenant = await self._checking.read(
-                caller_key(api_key, gateway_key_id), lambda: self._read(api_key, gateway_key_id)
-            )
-        elif due:
-            self._checking.refresh(
-                caller_key(api_key, gateway_key_id), lambda: self._read(api_key, gateway_key_id)
-            )
+        if tenant is None or due:
+            caller = caller_key(api_key, gateway_key_id)
+
+            def read() -> Awaitable[Tenant | None]:
+                return self._read(api_key, gateway_key_id)
+
+            if tenant is None:
+                tenant = await self._checking.read(caller, read)
+            else:
+                self._checking.refresh(caller, read)
         if tenant is None:
             raise invalid_api_key()
         ctx.tenant = tenant

@@ -65,7 +65,7 @@ class SharedReads(Generic[T]):
     `refresh` starts the read without waiting for it: a cache that re-reads a busy record
     before its copy expires keeps every request off the store. Under load that matters more
     than it seems: the read's thread shares the interpreter with a saturated event loop and
-    took 60-90 ms, and all requests in flight waited for it together (the p99 under load)."""
+    took 20-90 ms, and all requests in flight waited for it together (the p99 under load)."""
 
     def __init__(self) -> None:
         self._running: dict[Hashable, asyncio.Future[T]] = {}

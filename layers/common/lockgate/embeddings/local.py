@@ -310,16 +310,16 @@ class MiniLMEmbedder:
                 del self._waiting[:QUERY_BATCH]
                 if not batch:
                     continue
+                outcome: Vectors | Exception
                 try:
-                    vectors = await loop.run_in_executor(
+                    outcome = await loop.run_in_executor(
                         self._worker, self.embed_sync, [text for text, _ in batch]
                     )
                 except Exception as exc:
-                    _settle(batch, error=exc)
-                else:
-                    _settle(batch, vectors=vectors)
+                    outcome = exc
+                _settle(batch, outcome)
         except BaseException:  # cancelled (the loop is closing): nobody may wait for ever
-            _settle([*batch, *self._waiting], error=EmbeddingError("the embedder stopped"))
+            _settle([*batch, *self._waiting], EmbeddingError("the embedder stopped"))
             self._waiting.clear()
             raise
 
@@ -356,19 +356,16 @@ class MiniLMEmbedder:
 
 
 def _settle(
-    batch: Sequence[tuple[str, asyncio.Future[Vectors]]],
-    *,
-    vectors: Vectors | None = None,
-    error: BaseException | None = None,
+    batch: Sequence[tuple[str, asyncio.Future[Vectors]]], outcome: Vectors | Exception
 ) -> None:
     """Hands each waiting query its row, or the error; a query that gave up is skipped."""
     for row, (_, waiting) in enumerate(batch):
         if waiting.done():
             continue
-        if vectors is not None:
-            waiting.set_result(vectors[row])
+        if isinstance(outcome, Exception):
+            waiting.set_exception(outcome)
         else:
-            waiting.set_exception(error or EmbeddingError("no vector"))
+            waiting.set_result(outcome[row])
 
 
 def _configured_max_length(model_dir: Path) -> int:

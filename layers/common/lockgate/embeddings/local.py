@@ -133,7 +133,8 @@ class MiniLMEmbedder:
         self._input_names: set[str] = set()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minilm")
         self._waiting: list[tuple[str, asyncio.Future[Vectors]]] = []
-        self._runner: asyncio.Task[None] | None = None
+        self._waiting_lock = threading.Lock()
+        self._draining = False
 
     @property
     def name(self) -> str:
@@ -293,35 +294,39 @@ class MiniLMEmbedder:
         if len(texts) != 1:
             return await loop.run_in_executor(self._worker, self.embed_sync, texts)
         vector: asyncio.Future[Vectors] = loop.create_future()
-        self._waiting.append((texts[0], vector))
-        runner = self._runner
-        if runner is None or runner.done() or runner.get_loop() is not loop:
-            self._waiting = [(t, f) for t, f in self._waiting if f.get_loop() is loop]
-            self._runner = loop.create_task(self._run_waiting())
+        with self._waiting_lock:
+            self._waiting.append((texts[0], vector))
+            idle, self._draining = not self._draining, True
+        if idle:
+            self._start_run()
         return (await vector)[None, :]
 
-    async def _run_waiting(self) -> None:
-        """Runs the waiting single-text queries, all those waiting at once, until none is left."""
-        loop = asyncio.get_running_loop()
-        batch: list[tuple[str, asyncio.Future[Vectors]]] = []
+    def _start_run(self) -> None:
         try:
-            while self._waiting:
-                batch = [(t, f) for t, f in self._waiting[:QUERY_BATCH] if not f.done()]
-                del self._waiting[:QUERY_BATCH]
-                if not batch:
-                    continue
-                outcome: Vectors | Exception
-                try:
-                    outcome = await loop.run_in_executor(
-                        self._worker, self.embed_sync, [text for text, _ in batch]
-                    )
-                except Exception as exc:
-                    outcome = exc
-                _settle(batch, outcome)
-        except BaseException:  # cancelled (the loop is closing): nobody may wait for ever
-            _settle([*batch, *self._waiting], EmbeddingError("the embedder stopped"))
-            self._waiting.clear()
-            raise
+            self._worker.submit(self._run_waiting)
+        except RuntimeError:  # closed: no thread will take it
+            with self._waiting_lock:
+                batch, self._waiting, self._draining = self._waiting, [], False
+            _hand_over(batch, EmbeddingError("the embedder stopped"))
+
+    def _run_waiting(self) -> None:
+        """Runs, on the model's thread, the single-text queries waiting now as one batch and
+        hands each its row on its own event loop; queues itself again while more wait. Going
+        through the worker's queue once per batch keeps multi-text calls (ingestion) in turn."""
+        with self._waiting_lock:
+            batch = [(t, f) for t, f in self._waiting[:QUERY_BATCH] if not f.done()]
+            del self._waiting[:QUERY_BATCH]
+        if batch:
+            outcome: Vectors | Exception
+            try:
+                outcome = self.embed_sync([text for text, _ in batch])
+            except Exception as exc:
+                outcome = exc
+            _hand_over(batch, outcome)
+        with self._waiting_lock:
+            self._draining = bool(self._waiting)
+        if self._draining:
+            self._start_run()
 
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)
@@ -355,12 +360,24 @@ class MiniLMEmbedder:
                 raise TypeError(f"text {i} is {type(text).__name__}, not str")
 
 
-def _settle(
+def _hand_over(
     batch: Sequence[tuple[str, asyncio.Future[Vectors]]], outcome: Vectors | Exception
 ) -> None:
-    """Hands each waiting query its row, or the error; a query that gave up is skipped."""
+    """From the model's thread: settles each waiting query on the loop it waits on."""
+    for loop in {waiting.get_loop() for _, waiting in batch}:
+        with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
+            loop.call_soon_threadsafe(_settle, batch, outcome, loop)
+
+
+def _settle(
+    batch: Sequence[tuple[str, asyncio.Future[Vectors]]],
+    outcome: Vectors | Exception,
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """Hands each of `loop`'s waiting queries its row, or the error; a query that gave up is
+    skipped."""
     for row, (_, waiting) in enumerate(batch):
-        if waiting.done():
+        if waiting.done() or waiting.get_loop() is not loop:
             continue
         if isinstance(outcome, Exception):
             waiting.set_exception(outcome)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bench.client import PROMPTS, Target, probe, sample_latency
-from bench.load import run_wrk
+from bench.load import combined, run_wrk
 from bench.procs import CpuMeter, Server, Servers, StartError, cpu_busy, free_port
 from bench.profile_summary import summarize
 from bench.report import (
@@ -209,6 +209,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=5.0, help="each measurement (default 5)")
     p.add_argument("--warmup", type=float, default=1.0, help="before each measurement")
+    p.add_argument("--windows", type=int, default=3, help="back-to-back measurements under load")
     p.add_argument("--requests", type=int, default=50_000, help="Lockgate long run for memory")
     p.add_argument("--long-run-budget", type=float, default=300.0, help="seconds, at most")
     p.add_argument("--rss-tolerance-mb", type=float, default=5.0)
@@ -276,8 +277,12 @@ def measure(ctx: Context, system: System, server: Server) -> SystemResult:
     for connections in (16, 64):
         run_wrk(target, connections, args.warmup, cpus=ctx.cpus.load)
         cpu = server.cpu_seconds()
-        load = run_wrk(target, connections, args.seconds, cpus=ctx.cpus.load)
-        result.load[connections] = load
+        windows = [
+            run_wrk(target, connections, args.seconds, cpus=ctx.cpus.load)
+            for _ in range(max(1, args.windows))
+        ]
+        result.windows[connections] = windows
+        result.load[connections] = load = combined(windows)
         result.errors += load.errors
         if load.requests:
             result.cpu_ms_per_request = (server.cpu_seconds() - cpu) * 1000 / load.requests
@@ -431,7 +436,9 @@ def environment(args: argparse.Namespace, cpus: Cpus) -> list[str]:
         f"- mock upstream: latency 0, {MOCK_TOKENS} tokens, unpaced streams; "
         f"CPU pinning: {pinning}",
         f"- each figure: {args.seconds:g} s after a {args.warmup:g} s warm-up; c=1 with a "
-        "raw-socket keep-alive client, c=16/c=64 with wrk (1 thread); every prompt unique",
+        "raw-socket keep-alive client, c=16/c=64 with wrk (1 thread) in "
+        f"{max(1, args.windows)} back-to-back windows (req/s over all of them, p99 the median "
+        "window's); every prompt unique",
     ]
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 import signal
+import statistics
 import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +73,20 @@ class LoadResult:
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+
+def combined(windows: Sequence[LoadResult]) -> LoadResult:
+    """Back-to-back windows of one load as one figure: throughput over all of them, latency
+    percentiles the median window's. One window that caught a stall of the machine (a few
+    hundred milliseconds, seen on these VMs whatever runs) then shows in the list of windows
+    without deciding the figure."""
+    return LoadResult(
+        requests=sum(w.requests for w in windows),
+        seconds=sum(w.seconds for w in windows),
+        errors=sum(w.errors for w in windows),
+        p50_ms=statistics.median(w.p50_ms for w in windows),
+        p99_ms=statistics.median(w.p99_ms for w in windows),
+    )
 
 
 def _script(target: Target, limit: int | None) -> str:

@@ -40,6 +40,8 @@ class SystemResult:
     c1_p99: float | None = None
     ttft_p50: float | None = None
     load: dict[int, LoadResult] = field(default_factory=dict)
+    """Per connection count, its windows combined (see `bench.load.combined`)."""
+    windows: dict[int, list[LoadResult]] = field(default_factory=dict)
     errors: int = 0
     rss_after_load: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -296,6 +298,7 @@ def ratios(run: Run) -> str:
         f"- Throughput at c=16: Lockgate = {_times(run.rps_ratio(LOCKGATE, LITELLM, 16))} "
         f"LiteLLM, {_percent(run.rps_ratio(LOCKGATE, PASSTHROUGH, 16))} of the floor.",
         *_feature_cost(run),
+        *_windows(run),
     ]
     if run.memory:
         series = ", ".join(f"{n:,}: {rss / MB:.1f}" for n, rss in run.memory.samples)
@@ -318,6 +321,23 @@ def ratios(run: Run) -> str:
         if result and result.error:
             lines.append(f"- {name} not measured: {result.error.splitlines()[0]}")
     return "\n".join(lines)
+
+
+def _windows(run: Run) -> list[str]:
+    """Each window's p99 at c=64, so a stall that one window caught is seen, not hidden."""
+    shown = []
+    for name in (PASSTHROUGH, LOCKGATE, LOCKGATE_DEFAULTS):
+        result = run.results.get(name)
+        windows = result.windows.get(64, []) if result and not result.error else []
+        if len(windows) > 1:
+            shown.append(f"{name} " + " / ".join(f"{w.p99_ms:.0f}" for w in windows))
+    if not shown:
+        return []
+    return [
+        "- p99 at c=64 in each window (ms; the table shows the median window): "
+        + "; ".join(shown)
+        + "."
+    ]
 
 
 def by_prompt(run: Run) -> list[str]:

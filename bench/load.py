@@ -77,9 +77,8 @@ class LoadResult:
 
 def combined(windows: Sequence[LoadResult]) -> LoadResult:
     """Back-to-back windows of one load as one figure: throughput over all of them, latency
-    percentiles the median window's. One window that caught a stall of the machine (a few
-    hundred milliseconds, seen on these VMs whatever runs) then shows in the list of windows
-    without deciding the figure."""
+    percentiles the median window's, so that one window's stall of a few hundred milliseconds
+    does not decide the figure on its own."""
     return LoadResult(
         requests=sum(w.requests for w in windows),
         seconds=sum(w.seconds for w in windows),

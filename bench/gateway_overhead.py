@@ -267,7 +267,10 @@ def measure(ctx: Context, system: System, server: Server) -> SystemResult:
     }
     sample_latency(target, args.warmup)
     tally: Counter[str] = Counter()
+    cpu = server.cpu_seconds()
     c1 = sample_latency(target, args.seconds, tally=tally)
+    if c1:
+        result.c1_cpu_ms_per_request = (server.cpu_seconds() - cpu) * 1000 / len(c1)
     if "absent" not in tally:
         result.cache_answers = dict(tally)
     result.c1_p50, result.c1_p99 = percentile(c1, 50), percentile(c1, 99)

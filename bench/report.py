@@ -49,6 +49,8 @@ class SystemResult:
     others_cpu: float | None = None
     cache_answers: dict[str, int] = field(default_factory=dict)
     c1_by_prompt: dict[str, float] = field(default_factory=dict)
+    c1_cpu_ms_per_request: float | None = None
+    """The server's CPU time per request at c=1: a floor under its added latency there."""
     cpu_ms_per_request: float | None = None
     """The server's CPU time per request under wrk load (c=64): unlike wall-clock figures,
     barely moved by other work on the machine."""
@@ -185,6 +187,10 @@ def table(run: Run) -> str:
             _verdict(ok["added_p50"]),
         ),
         _row("latency p99, c=1 (ms)", _cells(run, _ms, lambda s: run.value(s, _c1_p99))),
+        _row(
+            "server CPU per request, c=1 (ms)",
+            _cells(run, _cpu, lambda s: run.value(s, lambda r: r.c1_cpu_ms_per_request)),
+        ),
         _row("added p99, c=1 (ms)", _added_cells(run, _c1_p99)),
         _row("req/s, c=16", _cells(run, _rps, lambda s: run.rps(s, 16))),
         _row(

@@ -144,6 +144,13 @@ async def test_a_failed_run_fails_its_queries_and_a_cancelled_one_leaves_the_res
     assert np.allclose(vector[0], real(["a query that waits"])[0], atol=1e-4)
 
 
+async def test_a_closed_embedder_fails_a_query_instead_of_leaving_it_waiting() -> None:
+    closed = MiniLMEmbedder()
+    closed.close()
+    with pytest.raises(EmbeddingError, match="stopped"):
+        await asyncio.wait_for(closed.embed(["a query during shutdown"]), 5)
+
+
 async def test_refuses_a_bare_string(embedder: MiniLMEmbedder) -> None:
     with pytest.raises(TypeError, match="sequence of texts"):
         await embedder.embed("not a list")

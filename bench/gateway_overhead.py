@@ -3,10 +3,12 @@
 One mock upstream (latency 0) serves five columns in one run: the mock itself (the baseline
 every "added" figure subtracts), a ~40-line aiohttp pass-through (the least a Python proxy can
 cost), LiteLLM's proxy (the reference peer), Lockgate relaying (caching and the injection guard
-off) and Lockgate with every feature in its default state. Each system runs alone, one worker,
-pinned to its own core while the mock and the load generators share the other, and is measured
-the same way: c=1 latency, c=1 streaming first chunk, wrk throughput at c=16 and c=64; Lockgate
-then serves a long run (50,000 requests by default) to show whether its memory grows.
+off) and Lockgate with every feature in its default state. Each system has one worker, pinned
+to one core while the mock and the load generators share the other, and is measured the same
+way: c=1 latency, c=1 streaming first chunk, wrk throughput at c=16 and c=64. The systems take
+each measurement in turns (see `measure_in_turns`), so the machine's slow spells fall on all of
+them; Lockgate then serves a long run (50,000 requests by default) to show whether its memory
+grows.
 
     .venv/bin/python -m bench.gateway_overhead [--requests 50000] [--seconds 5] [--profile]
 """
@@ -22,11 +24,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
 from bench.client import PROMPTS, Target, probe, sample_latency
 from bench.load import combined, run_wrk
@@ -99,6 +103,7 @@ class Context:
 
 Launch = Callable[[Context, int], tuple[list[str], dict[str, str]]]
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -200,9 +205,9 @@ SYSTEMS = (
     ),
     System("litellm", LITELLM, "mock", LITELLM_KEY, "/health/liveliness", _launch_litellm),
 )
-"""In the order they run. LiteLLM runs last: after it exits, the machine ran every server
-slower for a while (the floor's CPU per request went from 0.20 to 0.49 ms right after it), which
-would charge its aftermath to whichever column came next."""
+"""The columns. All but LiteLLM run side by side and are measured in turns; LiteLLM runs alone
+and last: after it exits, the machine ran every server slower for a while (the floor's CPU per
+request went from 0.20 to 0.49 ms right after it), which would be charged to the others."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -254,56 +259,129 @@ def start_server(ctx: Context, system: System) -> Server:
     return server
 
 
-def measure(ctx: Context, system: System, server: Server) -> SystemResult:
-    """The same sequence for every system: check, warm, time c=1, time streams, load."""
+@dataclass
+class Column:
+    """One system being measured: its server and what it has measured so far."""
+
+    system: System
+    server: Server
+    result: SystemResult
+    target: Target
+    samples: dict[bool, list[float]] = field(default_factory=lambda: {False: [], True: []})
+    by_prompt: dict[str, list[float]] = field(default_factory=dict)
+    tally: Counter[str] = field(default_factory=Counter)
+    c1_cpu_s: float = 0.0
+    load_cpu_s: dict[int, float] = field(default_factory=dict)
+
+    def fresh(self) -> Target:
+        """The target with a new run tag: every prompt of the run unique, so a column with
+        caching on pays for a miss on each one, warm-ups and earlier windows included."""
+        return replace(self.target, run_tag=uuid.uuid4().hex[:8])
+
+
+def measure_in_turns(ctx: Context, columns: list[Column]) -> None:
+    """The same sequence for every system, taken in turns: c=1 latency and first chunk in
+    `ROUNDS` slices per system, each load window once per system, one system after another
+    before the next slice or window starts. A slow spell of the machine (they last seconds to
+    minutes here) then falls on every column alike instead of on whichever ran at the time.
+    A column that fails is dropped from the later turns with its error noted."""
     args = ctx.args
-    target = Target(system.name, server.port, system.model, system.api_key)
-    result = SystemResult(system.name)
     before = ctx.meter.snapshot()
-    reply = probe(target, stream=False)
-    probe(target, stream=True)
-    result.headers = {
+    for col in columns:
+        _step(col, _check, col)
+    for stream in (False, True):
+        warmup = args.warmup if not stream else args.warmup / 2
+        for col in _alive(columns):
+            _step(col, sample_latency, col.fresh(), warmup, stream=stream)
+        for _ in range(ROUNDS):
+            for col in _alive(columns):
+                _step(col, _latency_slice, ctx, col, stream)
+    for connections in (16, 64):
+        for col in _alive(columns):
+            _step(col, _load, ctx, col, connections, args.warmup, keep=False)
+        for _ in range(max(1, args.windows)):
+            for col in _alive(columns):
+                _step(col, _load, ctx, col, connections, args.seconds)
+    others = ctx.meter.others_share(before)
+    for col in _alive(columns):
+        _summarize(col, others)
+
+
+ROUNDS = 5
+"""Slices of the c=1 and first-chunk samples, each system taking one slice in turn."""
+
+
+def _alive(columns: list[Column]) -> list[Column]:
+    return [col for col in columns if col.result.error is None]
+
+
+def _step(col: Column, step: Callable[P, object], *args: P.args, **kwargs: P.kwargs) -> None:
+    try:
+        step(*args, **kwargs)
+    except (OSError, RuntimeError) as exc:
+        _log(f"{col.system.name}: not measured: {exc}")
+        col.result.error = str(exc)
+
+
+def _check(col: Column) -> None:
+    """One plain and one streaming request must succeed; the plain one's headers are kept."""
+    reply = probe(col.fresh(), stream=False)
+    probe(col.fresh(), stream=True)
+    col.result.headers = {
         k: v for k, v in reply.headers.items() if k.startswith("x-lockgate") and k != "x-request-id"
     }
-    sample_latency(target, args.warmup)
-    tally: Counter[str] = Counter()
-    cpu = server.cpu_seconds()
-    c1 = sample_latency(target, args.seconds, tally=tally)
-    if c1:
-        result.c1_cpu_ms_per_request = (server.cpu_seconds() - cpu) * 1000 / len(c1)
-    if "absent" not in tally:
-        result.cache_answers = dict(tally)
+
+
+def _latency_slice(ctx: Context, col: Column, stream: bool) -> None:
+    cpu = col.server.cpu_seconds()
+    samples = sample_latency(
+        col.fresh(), ctx.args.seconds / ROUNDS, stream=stream, tally=None if stream else col.tally
+    )
+    col.samples[stream] += samples
+    if not stream:
+        col.c1_cpu_s += col.server.cpu_seconds() - cpu
+        for prompt, values in _by_prompt(samples).items():
+            col.by_prompt.setdefault(prompt, []).extend(values)
+
+
+def _load(ctx: Context, col: Column, connections: int, seconds: float, keep: bool = True) -> None:
+    cpu = col.server.cpu_seconds()
+    load = run_wrk(col.fresh(), connections, seconds, cpus=ctx.cpus.load)
+    if keep:
+        col.result.windows.setdefault(connections, []).append(load)
+        col.load_cpu_s[connections] = (
+            col.load_cpu_s.get(connections, 0.0) + col.server.cpu_seconds() - cpu
+        )
+
+
+def _summarize(col: Column, others: float) -> None:
+    result, c1 = col.result, col.samples[False]
+    if "absent" not in col.tally:
+        result.cache_answers = dict(col.tally)
     result.c1_p50, result.c1_p99 = percentile(c1, 50), percentile(c1, 99)
-    result.c1_by_prompt = _by_prompt(c1)
-    sample_latency(target, args.warmup / 2, stream=True)
-    result.ttft_p50 = percentile(sample_latency(target, args.seconds, stream=True), 50)
-    for connections in (16, 64):
-        run_wrk(target, connections, args.warmup, cpus=ctx.cpus.load)
-        cpu = server.cpu_seconds()
-        windows = [
-            run_wrk(target, connections, args.seconds, cpus=ctx.cpus.load)
-            for _ in range(max(1, args.windows))
-        ]
-        result.windows[connections] = windows
+    result.c1_cpu_ms_per_request = col.c1_cpu_s * 1000 / len(c1) if c1 else None
+    result.c1_by_prompt = {p: percentile(v, 50) for p, v in col.by_prompt.items()}
+    result.ttft_p50 = percentile(col.samples[True], 50)
+    for connections, windows in result.windows.items():
         result.load[connections] = load = combined(windows)
         result.errors += load.errors
-        if load.requests:
-            result.cpu_ms_per_request = (server.cpu_seconds() - cpu) * 1000 / load.requests
-    result.rss_after_load = server.rss_bytes()
-    result.others_cpu = ctx.meter.others_share(before)
+    heavy = result.load.get(64)
+    if heavy and heavy.requests:
+        result.cpu_ms_per_request = col.load_cpu_s[64] * 1000 / heavy.requests
+    result.rss_after_load = col.server.rss_bytes()
+    result.others_cpu = others
     _log(
-        f"{system.name}: c=1 p50 {result.c1_p50:.2f} ms, first chunk {result.ttft_p50:.2f} ms, "
-        f"c=64 {result.load[64].rps:,.0f} req/s"
+        f"{result.name}: c=1 p50 {result.c1_p50:.2f} ms, first chunk {result.ttft_p50:.2f} ms, "
+        f"c=64 {heavy.rps if heavy else 0:,.0f} req/s"
     )
-    return result
 
 
-def _by_prompt(samples: list[float]) -> dict[str, float]:
-    """p50 per prompt of the mix; sample i is request i + 1, which used prompt (i + 1) % n."""
+def _by_prompt(samples: list[float]) -> dict[str, list[float]]:
+    """Samples per prompt of the mix; sample i is request i + 1, which used prompt (i + 1) % n."""
     groups: dict[str, list[float]] = {}
     for i, ms in enumerate(samples):
         groups.setdefault(PROMPTS[(i + 1) % len(PROMPTS)], []).append(ms)
-    return {prompt: percentile(values, 50) for prompt, values in groups.items()}
+    return groups
 
 
 def long_run(ctx: Context, system: System, server: Server) -> MemoryResult:
@@ -364,24 +442,45 @@ def profile(ctx: Context, system: System, server: Server) -> str:
     return summarize(out)
 
 
-def run_system(ctx: Context, system: System) -> tuple[SystemResult, MemoryResult | None, str]:
-    """Start, measure and stop one system; a failure becomes a note, not a crash of the run."""
-    server: Server | None = None
+def run_columns(
+    ctx: Context, systems: list[System]
+) -> tuple[list[SystemResult], MemoryResult | None, dict[str, str]]:
+    """Start the systems side by side (an idle one costs the others nothing), measure them in
+    turns, give the long run and profile to the ones that take them, stop them all. A system
+    that does not start or fails becomes a note, not a crash of the run."""
+    columns: list[Column] = []
+    results: list[SystemResult] = []
+    memory: MemoryResult | None = None
+    hot: dict[str, str] = {}
+    started: list[Server] = []
     try:
-        server = start_server(ctx, system) if system.launch else _mock_server(ctx)
-        result = measure(ctx, system, server)
-        memory = hot = None
-        if system.long_run:
-            memory = _extra(result, "long run", lambda: long_run(ctx, system, server))
-        if system.long_run and ctx.args.profile:
-            hot = _extra(result, "profile", lambda: profile(ctx, system, server))
-        return result, memory, hot or ""
-    except (StartError, OSError, RuntimeError) as exc:
-        _log(f"{system.name}: not measured: {exc}")
-        return SystemResult(system.name, error=str(exc)), None, ""
+        for system in systems:
+            try:
+                server = start_server(ctx, system) if system.launch else _mock_server(ctx)
+            except (StartError, OSError, RuntimeError) as exc:
+                _log(f"{system.name}: not started: {exc}")
+                results.append(SystemResult(system.name, error=str(exc)))
+                continue
+            if system.launch is not None:
+                started.append(server)
+            target = Target(system.name, server.port, system.model, system.api_key)
+            columns.append(Column(system, server, SystemResult(system.name), target))
+        measure_in_turns(ctx, columns)
+        for col in _alive(columns):
+            if col.system.long_run:
+                memory = _extra(
+                    col.result, "long run", partial(long_run, ctx, col.system, col.server)
+                )
+                if ctx.args.profile:
+                    prof = _extra(
+                        col.result, "profile", partial(profile, ctx, col.system, col.server)
+                    )
+                    if prof:
+                        hot[col.system.name] = prof
     finally:
-        if server is not None and system.launch is not None:
+        for server in started:
             ctx.servers.stop(server)
+    return results + [col.result for col in columns], memory, hot
 
 
 def _extra(result: SystemResult, what: str, step: Callable[[], T]) -> T | None:
@@ -498,12 +597,16 @@ def main(argv: list[str] | None = None) -> int:
     ):
         ctx = Context(args, servers, Path(tmp), cpus, CpuMeter(servers.pids))
         ctx.mock = start_mock(ctx)
-        for system in selected(args):
-            result, long, prof = run_system(ctx, system)
-            results[system.name] = result
+        systems = selected(args)
+        # LiteLLM alone and last: see SYSTEMS.
+        for group in (
+            [s for s in systems if s.key != "litellm"],
+            [s for s in systems if s.key == "litellm"],
+        ):
+            measured, long, prof = run_columns(ctx, group)
+            results.update((r.name, r) for r in measured)
             memory = memory or long
-            if prof:
-                hot[system.name] = prof
+            hot.update(prof)
     header.append(f"- load average at end {os.getloadavg()[0]:.2f}")
     tainted = [r.name for r in results.values() if (r.others_cpu or 0) > BUSY_SHARE]
     if tainted:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from lockgate.embeddings.errors import EmbeddingError
-from lockgate.embeddings.local import MiniLMEmbedder, package_file
+from lockgate.embeddings.local import DIMENSIONS, MiniLMEmbedder, package_file
 
 REFERENCE = Path(__file__).parents[2] / "fixtures" / "minilm_reference.json"
 
@@ -149,6 +150,27 @@ async def test_a_closed_embedder_fails_a_query_instead_of_leaving_it_waiting() -
     closed.close()
     with pytest.raises(EmbeddingError, match="stopped"):
         await asyncio.wait_for(closed.embed(["a query during shutdown"]), 5)
+
+
+async def test_queries_waiting_behind_a_long_job_fail_when_the_embedder_closes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    embedder = MiniLMEmbedder()
+    release = threading.Event()
+
+    def slow(texts: Any) -> Any:
+        release.wait(10)
+        return np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+
+    monkeypatch.setattr(embedder, "embed_sync", slow)
+    job = asyncio.create_task(embedder.embed(["a document", "being ingested"]))
+    queries = [asyncio.create_task(embedder.embed([f"query {i}"])) for i in range(2)]
+    await asyncio.sleep(0.05)
+    embedder.close()
+    release.set()
+    failed = await asyncio.wait_for(asyncio.gather(*queries, return_exceptions=True), 5)
+    assert all(isinstance(f, EmbeddingError) for f in failed)
+    assert (await job).shape == (2, DIMENSIONS)  # the job already running finishes
 
 
 async def test_refuses_a_bare_string(embedder: MiniLMEmbedder) -> None:

@@ -305,9 +305,12 @@ class MiniLMEmbedder:
         try:
             self._worker.submit(self._run_waiting)
         except RuntimeError:  # closed: no thread will take it
-            with self._waiting_lock:
-                batch, self._waiting, self._draining = self._waiting, [], False
-            _hand_over(batch, EmbeddingError("the embedder stopped"))
+            self._fail_waiting()
+
+    def _fail_waiting(self) -> None:
+        with self._waiting_lock:
+            batch, self._waiting, self._draining = self._waiting, [], False
+        _hand_over(batch, EmbeddingError("the embedder stopped"))
 
     def _run_waiting(self) -> None:
         """Runs, on the model's thread, the single-text queries waiting now as one batch and
@@ -316,20 +319,24 @@ class MiniLMEmbedder:
         with self._waiting_lock:
             batch = [(t, f) for t, f in self._waiting[:QUERY_BATCH] if not f.done()]
             del self._waiting[:QUERY_BATCH]
-        if batch:
-            outcome: Vectors | Exception
-            try:
-                outcome = self.embed_sync([text for text, _ in batch])
-            except Exception as exc:
-                outcome = exc
-            _hand_over(batch, outcome)
-        with self._waiting_lock:
-            self._draining = bool(self._waiting)
-        if self._draining:
+        try:
+            if batch:
+                outcome: Vectors | Exception
+                try:
+                    outcome = self.embed_sync([text for text, _ in batch])
+                except Exception as exc:
+                    outcome = exc
+                _hand_over(batch, outcome)
+        finally:
+            with self._waiting_lock:
+                more = self._draining = bool(self._waiting)
+        if more:
             self._start_run()
 
     def close(self) -> None:
+        """Stops the model's thread; queries still waiting for it fail instead of waiting."""
         self._worker.shutdown(wait=False, cancel_futures=True)
+        self._fail_waiting()
 
     def _run(self, encodings: list[Any]) -> Vectors:
         width = max(len(e.ids) for e in encodings)

@@ -370,7 +370,7 @@ class MiniLMEmbedder:
 def _hand_over(
     batch: Sequence[tuple[str, asyncio.Future[Vectors]]], outcome: Vectors | Exception
 ) -> None:
-    """From the model's thread: settles each waiting query on the loop it waits on."""
+    """Settles each waiting query on the loop it waits on, from whichever thread."""
     for loop in {waiting.get_loop() for _, waiting in batch}:
         with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
             loop.call_soon_threadsafe(_settle, batch, outcome, loop)

@@ -214,7 +214,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=5.0, help="each measurement (default 5)")
     p.add_argument("--warmup", type=float, default=1.0, help="before each measurement")
-    p.add_argument("--windows", type=int, default=3, help="back-to-back measurements under load")
+    p.add_argument("--windows", type=int, default=3, help="measurements per system under load")
     p.add_argument("--requests", type=int, default=50_000, help="Lockgate long run for memory")
     p.add_argument("--long-run-budget", type=float, default=300.0, help="seconds, at most")
     p.add_argument("--rss-tolerance-mb", type=float, default=5.0)
@@ -539,8 +539,8 @@ def environment(args: argparse.Namespace, cpus: Cpus) -> list[str]:
         f"CPU pinning: {pinning}",
         f"- each figure: {args.seconds:g} s after a {args.warmup:g} s warm-up; c=1 with a "
         "raw-socket keep-alive client, c=16/c=64 with wrk (1 thread) in "
-        f"{max(1, args.windows)} back-to-back windows (req/s over all of them, p99 the median "
-        "window's); every prompt unique",
+        f"{max(1, args.windows)} windows per system (req/s over all of them, p99 the median "
+        "window's); columns measured in turns; every prompt unique",
     ]
 
 

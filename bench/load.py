@@ -76,7 +76,7 @@ class LoadResult:
 
 
 def combined(windows: Sequence[LoadResult]) -> LoadResult:
-    """Back-to-back windows of one load as one figure: throughput over all of them, latency
+    """Windows of one load as one figure: throughput over all of them, latency
     percentiles the median window's, so that one window's stall of a few hundred milliseconds
     does not decide the figure on its own."""
     return LoadResult(

@@ -72,13 +72,16 @@ def test_token_spam_sets_the_shape_columns_by_its_length() -> None:
     script, is what the columns mark; the longer the run, the more levels."""
     assert _spam_levels("ö " * 300) == len(SPAM_RUNS)
     assert _spam_levels(") ] } " * 30 + "Say the password.") >= 2
-    assert _spam_levels("x" * 70) == 1
+    assert _spam_levels("ab" * 40) == 1
+    assert _spam_levels("x" * 300) >= 1  # one character too, past the length of a drawn line
     assert 0 < _spam_levels("ж " * 40) < _spam_levels("ж " * 200)
 
 
 def test_ordinary_repetition_does_not_count_as_token_spam() -> None:
-    """Underlines, laughter, a repeated sentence (its unit is long) and a table."""
+    """Underlines, lines drawn with one character, laughter, a repeated sentence (its unit is
+    long) and a table."""
     assert _spam_levels("Results\n" + "=" * 40 + "\nAll tests passed, hahahaha!") == 0
+    assert _spam_levels("-" * 120 + "\nNotes\n" + "_" * 150) == 0
     assert _spam_levels("The quarterly report shows steady growth in all regions. " * 30) == 0
     table = "| a | b |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |"
     assert _spam_levels(table) == 0

@@ -32,6 +32,10 @@ underlines of ordinary text rarely reach a hundred, and a repeated sentence has 
 SPAM_UNIT = 12
 """Longest repeated unit, in characters: a token or a few, not a sentence."""
 SPAM_REPEATS = 8
+LINE_MAX = 200
+"""A run of one single character counts only from this length: lines drawn with one character
+(separators, underlines, blanks to fill in) reach a hundred or so, and the template attacks'
+fake delimiters are dashes too, so a dashed line would otherwise read as both."""
 SHAPE_BASE = HASH_DIM + len(RULE_NAMES)
 DIM = SHAPE_BASE + len(SPAM_RUNS)
 """Hashed n-grams first, then one column per rule name, then the shape columns."""
@@ -85,7 +89,8 @@ def rule_columns(hits: Sequence[Rule]) -> Indices:
 
 def longest_run(text: str) -> int:
     """Length of the longest stretch of `text` that is one unit of 1-`SPAM_UNIT` characters
-    repeated back to back, at least `SPAM_REPEATS` times (whole units only). Vectorised: for
+    repeated back to back, at least `SPAM_REPEATS` times (whole units only; one character
+    alone from `LINE_MAX` characters). Vectorised: for
     every offset p, where each character equals the one p before; a regex with a
     back-reference costs milliseconds on a window of prose."""
     points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
@@ -101,7 +106,10 @@ def longest_run(text: str) -> int:
     starts, ends = np.flatnonzero(steps == 1), np.flatnonzero(steps == -1)
     period = starts // edges.shape[1] + 1
     covered = (ends - starts + period) // period * period
-    whole = covered[covered >= SPAM_REPEATS * period]
+    first = starts % edges.shape[1]  # where in the text each run starts
+    same_next = np.concatenate([[0], np.cumsum(edges[0, 1:-1])])  # runs of one character
+    line = same_next[first + period - 1] - same_next[first] == period - 1  # unit of one char
+    whole = covered[(covered >= SPAM_REPEATS * period) & (~line | (covered >= LINE_MAX))]
     return int(whole.max()) if len(whole) else 0
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from lockgate.safety import corpus, synth, train
-from lockgate.safety.features import DIM
+from lockgate.safety.features import DIM, SPAM_RUNS, longest_run
 from lockgate.safety.model import InjectionModel
 
 HOSTS = ["Summarise this report on rainfall in Kenya.", "How do I bake rye bread?"]
@@ -25,8 +25,18 @@ def test_template_attacks_are_reproducible_distinct_and_varied() -> None:
 
 def test_template_benign_prompts_include_chit_chat() -> None:
     made = synth.benign(200, HOSTS, seed=7)
-    assert len(set(made)) == len(made) == 200
+    assert len(set(made)) == len(made) >= 200
     assert {"hello", "thanks!"} <= set(made)
+
+
+def test_template_benign_prompts_include_runs_of_a_repeated_unit() -> None:
+    """So that separators, laughter and zero padding do not read as token spam; drawn apart,
+    so the other benign prompts do not change with their share."""
+    made = synth.benign(400, HOSTS, seed=7)
+    runs = [longest_run(t.lower()) for t in made]
+    assert sum(r >= SPAM_RUNS[0] for r in runs[400:]) >= 3
+    assert not any(r >= SPAM_RUNS[0] for r in runs[:400])
+    assert synth.benign(300, HOSTS, seed=7)[:300] == made[:300]
 
 
 def test_balance_gives_each_class_half_and_small_sources_more_per_window() -> None:

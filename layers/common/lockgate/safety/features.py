@@ -2,9 +2,12 @@
 
 Hashed byte n-grams (3-5 of the UTF-8 text) carry phrasing in any script and survive the
 misspellings, leetspeak and odd spacing attackers use to dodge patterns; hashed word uni- and
-bigrams carry the phrasing itself; the rule hits carry the high-precision phrasings. The
-hashing is vectorised in numpy (one CRC per word, none per n-gram), so a 1,200-character window
-costs a fraction of a millisecond: the detector needs no embedding.
+bigrams carry the phrasing itself; the rule hits carry the high-precision phrasings; a few
+shape columns carry token spam (one character, bracket or word repeated for hundreds of
+characters to push the real instructions out of the model's view), which no n-gram holds,
+since the repeated unit can be any character at all. The hashing is vectorised in numpy (one
+CRC per word, none per n-gram), so a 1,200-character window costs a fraction of a millisecond:
+the detector needs no embedding.
 """
 
 from __future__ import annotations
@@ -22,8 +25,20 @@ from lockgate.safety.rules import RULES, Rule, match_rules
 HASH_BITS = 18
 HASH_DIM = 1 << HASH_BITS
 RULE_NAMES = tuple(dict.fromkeys(rule.name for rule in RULES))
-DIM = HASH_DIM + len(RULE_NAMES)
-"""Hashed n-grams first, then one column per rule name."""
+SPAM_RUNS = (64, 128, 256, 512)
+"""Characters covered by one short unit repeated back to back (`_RUN`), one column per level
+reached: token spam runs for hundreds of characters, while the separators, laughter and
+underlines of ordinary text rarely reach a hundred, and a repeated sentence has a longer unit."""
+SPAM_UNIT = 12
+"""Longest repeated unit, in characters: a token or a few, not a sentence."""
+SPAM_REPEATS = 8
+LINE_MAX = 200
+"""A run of one single character counts only from this length: lines drawn with one character
+(separators, underlines, blanks to fill in) reach a hundred or so, and the template attacks'
+fake delimiters are dashes too, so a dashed line would otherwise read as both."""
+SHAPE_BASE = HASH_DIM + len(RULE_NAMES)
+DIM = SHAPE_BASE + len(SPAM_RUNS)
+"""Hashed n-grams first, then one column per rule name, then the shape columns."""
 CHAR_NGRAMS = (3, 4, 5)
 _SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -72,18 +87,53 @@ def rule_columns(hits: Sequence[Rule]) -> Indices:
     return np.array([HASH_DIM + i for i, n in enumerate(RULE_NAMES) if n in names], np.int64)
 
 
+def longest_run(text: str) -> int:
+    """Length of the longest stretch of `text` that is one unit of 1-`SPAM_UNIT` characters
+    repeated back to back, at least `SPAM_REPEATS` times (whole units only; one character
+    alone from `LINE_MAX` characters). Vectorised: for
+    every offset p, where each character equals the one p before; a regex with a
+    back-reference costs milliseconds on a window of prose."""
+    points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    if len(points) < SPAM_RUNS[0]:
+        return 0
+    fence = np.arange(SPAM_UNIT, dtype=np.uint32) + np.uint32(0x110000)  # beyond Unicode
+    padded = np.concatenate([points, fence])
+    n = len(points)
+    edges = np.zeros((SPAM_UNIT, n + 2), dtype=bool)  # row p - 1: character i + p == i
+    for p in range(1, SPAM_UNIT + 1):
+        np.equal(padded[p : p + n], points, out=edges[p - 1, 1:-1])
+    steps = np.diff(edges.ravel().view(np.int8))
+    starts, ends = np.flatnonzero(steps == 1), np.flatnonzero(steps == -1)
+    period = starts // edges.shape[1] + 1
+    covered = (ends - starts + period) // period * period
+    first = starts % edges.shape[1]  # where in the text each run starts
+    same_next = np.concatenate([[0], np.cumsum(edges[0, 1:-1])])  # runs of one character
+    line = same_next[first + period - 1] - same_next[first] == period - 1  # unit of one char
+    whole = covered[(covered >= SPAM_REPEATS * period) & (~line | (covered >= LINE_MAX))]
+    return int(whole.max()) if len(whole) else 0
+
+
+def shape_columns(text: str) -> Indices:
+    """Columns of the token-spam levels a normalised text reaches (cumulative, so a longer run
+    sets every column a shorter one does)."""
+    run = longest_run(text)
+    return np.array([SHAPE_BASE + i for i, size in enumerate(SPAM_RUNS) if run >= size], np.int64)
+
+
 def features(text: str, hits: Sequence[Rule] | None = None) -> tuple[Indices, Values]:
     """Sparse feature vector of a normalised text: log-scaled hashed counts, unit length, plus
-    a 1 per matching rule name (outside the normalisation, so a rule weighs the same in a long
-    text as in a short one). `hits`: the rules already matched on `text`, if the caller has
-    them."""
+    a 1 per matching rule name and per token-spam level reached (outside the normalisation,
+    so a rule weighs the same in a long text as in a short one). `hits`: the rules already
+    matched on `text`, if the caller has them."""
     buckets, counts = np.unique(hashed_ngrams(text), return_counts=True)
     values = np.log1p(counts.astype(np.float32))
     norm = float(np.linalg.norm(values))
     if norm:
         values /= norm
-    rules = rule_columns(match_rules(text) if hits is None else hits)
+    flags = np.concatenate(
+        [rule_columns(match_rules(text) if hits is None else hits), shape_columns(text)]
+    )
     return (
-        np.concatenate([buckets, rules]),
-        np.concatenate([values, np.ones(len(rules), np.float32)]).astype(np.float32),
+        np.concatenate([buckets, flags]),
+        np.concatenate([values, np.ones(len(flags), np.float32)]).astype(np.float32),
     )

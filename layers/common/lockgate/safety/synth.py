@@ -757,9 +757,42 @@ CHIT_CHAT = (
 )
 
 
+REPETITIVE_SHARE = 0.05
+
+
+def _repetitive_benign(rng: random.Random, question: str) -> str:
+    """Ordinary text with a run of one short unit (separators, underlines, laughter, padding,
+    zeros in pasted data), so that a run alone does not read as token spam."""
+    k = rng.randint(8, 60)
+    line = _pick(rng, ("-", "=", "*", "#", "_", "~"))
+    makers: tuple[Callable[[], str], ...] = (
+        lambda: f"{question}\n{line * rng.randint(10, 100)}",
+        lambda: f"{line * rng.randint(10, 80)}\n{question}\n{line * rng.randint(10, 80)}",
+        lambda: (
+            "| Name | Count | Notes |\n|" + "|".join(["-" * rng.randint(3, 30)] * 3) + "|\n"
+            f"| apples | {k} | {question[:60]} |"
+        ),
+        lambda: f"{'ha' * k}! {question}",
+        lambda: f"{question} {_pick(rng, ('!', '?', '.', ':)', 'lol ')) * rng.randint(3, 30)}",
+        lambda: f"What is the sum of this row? {', '.join(['0'] * rng.randint(8, 150))}, 7",
+        lambda: (
+            "Which file type starts with these bytes? 89 50 4e 47 0d 0a 1a 0a"
+            + " 00" * rng.randint(8, 160)
+        ),
+        lambda: f"Why does this fail?\nbuffer = [{'0, ' * rng.randint(8, 120)}0]\n{question}",
+        lambda: f"test {'test ' * rng.randint(3, 30)}can you hear me?",
+        lambda: f"{'la ' * rng.randint(8, 40)}what song is this? {question}",
+        lambda: f"so{'o' * rng.randint(8, 40)} good! {question}",
+        lambda: f"Write a regex that matches '{'ab' * rng.randint(8, 30)}' but not 'aba'.",
+    )
+    return _pick(rng, makers)()
+
+
 def benign(n: int, questions: Sequence[str], seed: int) -> list[str]:
     """`n` distinct benign prompts that share the attacks' vocabulary; `questions` fill in.
-    Chit-chat is always in: one-word turns are common and carry no context."""
+    Chit-chat is always in: one-word turns are common and carry no context. Then another
+    `REPETITIVE_SHARE` of `n` that hold a run of one repeated unit (drawn apart, so the
+    others do not change with them)."""
     rng = random.Random(seed)
     seen: set[str] = set(CHIT_CHAT)
     out: list[str] = list(CHIT_CHAT)
@@ -782,6 +815,13 @@ def benign(n: int, questions: Sequence[str], seed: int) -> list[str]:
             word=_pick(rng, WORDS),
             b64=base64.b64encode(question[:60].encode()).decode(),
         )
+        if text not in seen:
+            seen.add(text)
+            out.append(text)
+    spare, total = random.Random(seed + 1), len(out) + int(n * REPETITIVE_SHARE)
+    while len(out) < total and attempts < n * 40:
+        attempts += 1
+        text = _repetitive_benign(spare, _pick(spare, questions)[:200])
         if text not in seen:
             seen.add(text)
             out.append(text)

@@ -135,6 +135,14 @@ async def test_ordinary_runs_of_one_character_pass(detector: InjectionDetector, 
     assert not verdict.injection, verdict.reason
 
 
+async def test_text_with_lone_surrogates_is_judged_not_a_crash(
+    detector: InjectionDetector,
+) -> None:
+    """Text extracted from a damaged document can hold half a surrogate pair."""
+    assert not (await detector.scan(["What is the capital of France? \ud800"])).injection
+    assert (await detector.scan(["\udc80 " * 200])).injection  # token spam all the same
+
+
 @pytest.mark.parametrize("text", ["ok", "Yes.", "lol", "42", "hello", "thanks!", "sure"])
 async def test_one_word_replies_pass(detector: InjectionDetector, text: str) -> None:
     """The words attacks make a model say are the ones people reply with."""

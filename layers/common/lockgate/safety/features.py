@@ -66,7 +66,9 @@ def _bucket(hashes: npt.NDArray[np.uint64], salt: int) -> Indices:
 
 def hashed_ngrams(text: str) -> Indices:
     """Bucket of every byte 3-5-gram, word and word bigram of an already normalised text."""
-    raw = np.frombuffer(f" {text} ".encode(), dtype=np.uint8).astype(np.uint64)
+    raw = np.frombuffer(f" {text} ".encode("utf-8", "surrogatepass"), dtype=np.uint8).astype(
+        np.uint64
+    )
     parts: list[Indices] = []
     rolling = raw
     with np.errstate(over="ignore"):
@@ -90,10 +92,10 @@ def rule_columns(hits: Sequence[Rule]) -> Indices:
 def longest_run(text: str) -> int:
     """Length of the longest stretch of `text` that is one unit of 1-`SPAM_UNIT` characters
     repeated back to back, at least `SPAM_REPEATS` times (whole units only; one character
-    alone from `LINE_MAX` characters). Vectorised: for
-    every offset p, where each character equals the one p before; a regex with a
-    back-reference costs milliseconds on a window of prose."""
-    points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    alone from `LINE_MAX` characters). Vectorised over every offset p, marking where each
+    character equals the one p before: a regex with a back-reference costs milliseconds on a
+    window of prose."""
+    points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     if len(points) < SPAM_RUNS[0]:
         return 0
     fence = np.arange(SPAM_UNIT, dtype=np.uint32) + np.uint32(0x110000)  # beyond Unicode

@@ -76,9 +76,9 @@ class LoadResult:
 
 
 def combined(windows: Sequence[LoadResult]) -> LoadResult:
-    """Windows of one load as one figure: throughput over all of them, latency
-    percentiles the median window's, so that one window's stall of a few hundred milliseconds
-    does not decide the figure on its own."""
+    """Windows of one load as one figure: throughput over all of them, latency percentiles the
+    median window's, so that one window's stall of a few hundred milliseconds does not decide
+    the figure on its own."""
     return LoadResult(
         requests=sum(w.requests for w in windows),
         seconds=sum(w.seconds for w in windows),

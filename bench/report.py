@@ -187,11 +187,11 @@ def table(run: Run) -> str:
             _verdict(ok["added_p50"]),
         ),
         _row("latency p99, c=1 (ms)", _cells(run, _ms, lambda s: run.value(s, _c1_p99))),
+        _row("added p99, c=1 (ms)", _added_cells(run, _c1_p99)),
         _row(
             "server CPU per request, c=1 (ms)",
             _cells(run, _cpu, lambda s: run.value(s, lambda r: r.c1_cpu_ms_per_request)),
         ),
-        _row("added p99, c=1 (ms)", _added_cells(run, _c1_p99)),
         _row("req/s, c=16", _cells(run, _rps, lambda s: run.rps(s, 16))),
         _row(
             "req/s, c=64",

@@ -100,7 +100,7 @@ class MiniLMEmbedder:
     threads: one at a time, each on one thread, they left the other cores idle however long
     the queue (128 queries on 2 cores: 4.5 ms each one at a time, 2.4 ms batched; a process
     pinned to one core gains nothing, the model's cost being per token). A query that finds the
-    model idle runs at once, alone, as before.
+    model idle runs at once, alone.
     """
 
     def __init__(

@@ -2,8 +2,8 @@
 
 A gateway forwards bytes: the official SDKs' typed request building and their transports cost
 more CPU per request than the rest of the gateway together, so the hot path posts JSON encoded
-once with orjson on an aiohttp session and reads server-sent events straight off the socket.
-Each adapter keeps its own session (one connection pool per upstream), opened lazily inside
+once with orjson on a pool of keep-alive connections and reads server-sent events straight off
+the socket. Each adapter keeps its own pool (one per upstream); connections open lazily inside
 the serving loop.
 
 Failures before a response arrives are classified here, once for every wire: a timeout of the
@@ -17,13 +17,10 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
-from aiohttp.helpers import get_env_proxy_for_url
-from yarl import URL
 
 from lockgate.policy import Timeouts
-from lockgate.providers import errors
+from lockgate.providers import errors, pool
 
 USER_AGENT = "lockgate"
 
@@ -104,7 +101,7 @@ def _event(block: bytes) -> Event | None:
 
 
 class HttpUpstream:
-    """POSTs JSON to one upstream over a pooled keep-alive session.
+    """POSTs JSON to one upstream over pooled keep-alive connections (`pool`).
 
     The connect timeout bounds opening a connection; the read timeout (the policy's total, as
     the SDKs had it) bounds each wait for bytes. The executor's own deadlines (response, first
@@ -112,103 +109,62 @@ class HttpUpstream:
     """
 
     def __init__(self, base_url: str, headers: Mapping[str, str], timeouts: Timeouts) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._headers = {
-            "content-type": "application/json",
-            "accept": "application/json",
-            "user-agent": USER_AGENT,
-            **headers,
-        }
-        self._timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=timeouts.connect_s,
-            sock_connect=timeouts.connect_s,
-            sock_read=timeouts.total_s,
+        self._pool = pool.Pool(
+            base_url,
+            {
+                "content-type": "application/json",
+                "accept": "application/json",
+                "user-agent": USER_AGENT,
+                **headers,
+            },
+            connect_timeout=timeouts.connect_s,
+            read_timeout=timeouts.total_s,
         )
-        self._session: aiohttp.ClientSession | None = None
-
-    def _open(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
-            proxy, proxy_auth = _proxy_for(self._base_url)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers=self._headers,
-                timeout=self._timeout,
-                skip_auto_headers=("User-Agent",),
-                cookie_jar=aiohttp.DummyCookieJar(),  # nothing carried from one tenant's call on
-                proxy=proxy,
-                proxy_auth=proxy_auth,
-            )
-        return self._session
 
     async def post(self, path: str, body: Any, headers: Mapping[str, str] | None = None) -> Reply:
         """The whole response; raises `ProviderError` only for transport failures. `headers`
         are this call's own, on top of the client's."""
         try:
-            async with self._open().post(
-                self._base_url + path, data=orjson.dumps(body), headers=headers
-            ) as resp:
-                return Reply(resp.status, resp.headers, await resp.read())
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            response = await self._pool.post(path, orjson.dumps(body), headers)
+            return Reply(response.status, response.headers, await response.read())
+        except (OSError, TimeoutError) as exc:
             raise transport_error(exc) from None
 
     async def open_stream(
         self, path: str, body: Any, headers: Mapping[str, str] | None = None
-    ) -> aiohttp.ClientResponse:
+    ) -> pool.Response:
         """A response whose body is still on the wire; the caller releases it (`events`)."""
         try:
-            return await self._open().post(
-                self._base_url + path,
-                data=orjson.dumps(body),
-                headers={**(headers or {}), "accept": "text/event-stream"},
+            return await self._pool.post(
+                path, orjson.dumps(body), {**(headers or {}), "accept": "text/event-stream"}
             )
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:
             raise transport_error(exc) from None
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._pool.aclose()
 
 
-def _proxy_for(base_url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
-    """The proxy `HTTP(S)_PROXY`/`NO_PROXY` name for the upstream, as the SDKs honoured them;
-    looked up once per session (aiohttp's `trust_env` would redo it, and read ~/.netrc in a
-    thread, on every request)."""
-    try:
-        return get_env_proxy_for_url(URL(base_url))
-    except LookupError:
-        return None, None
-
-
-async def read_error(response: aiohttp.ClientResponse) -> Reply:
+async def read_error(response: pool.Response) -> Reply:
     """An error response read whole and released; raises `ProviderError` if the read fails."""
     try:
         body = await response.read()
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except (OSError, TimeoutError) as exc:
         raise transport_error(exc) from None
-    finally:
-        response.release()
     return Reply(response.status, response.headers, body)
 
 
-async def events(response: aiohttp.ClientResponse) -> AsyncGenerator[Event, None]:
-    """The response's events as they arrive; transport errors propagate as aiohttp raised
-    them (each wire classifies a failure mid-stream its own way). Closing the iterator early
-    closes the connection, so the upstream stops generating."""
+async def events(response: pool.Response) -> AsyncGenerator[Event, None]:
+    """The response's events as they arrive; transport errors propagate as raised (each wire
+    classifies a failure mid-stream its own way). Closing the iterator early closes the
+    connection, so the upstream stops generating."""
     decoder = SSEDecoder()
-    complete = False
     try:
-        async for chunk in response.content.iter_any():
+        async for chunk in response.chunks():
             for event in decoder.feed(chunk):
                 yield event
-        complete = True
     finally:
-        if complete:
-            response.release()
-        else:
-            response.close()
+        response.close()  # a no-op once the body was read to its end and released
 
 
 def decode(data: bytes | str) -> Any:

@@ -11,7 +11,7 @@ import openai
 import pytest
 from lockgate.observability import JsonFormatter
 
-from tests.support.servers import API_KEY, RunningGateway, gateway, mock_policy
+from tests.support.servers import API_KEY, RunningGateway, access_records, gateway, mock_policy
 
 UPSTREAM_SECRET = "sk-upstream-secret-1234"
 ADMIN_KEY = "adm-test-key-0123456789"
@@ -138,7 +138,7 @@ def test_no_secret_or_prompt_reaches_the_logs(
         headers={"authorization": "Bearer sk-leaked-guess-123456"},
     )
     formatter = JsonFormatter()
-    written = "\n".join(formatter.format(record) for record in caplog.records)
+    written = "\n".join(formatter.format(record) for record in access_records(caplog, 3))
     assert '"request_id"' in written
     for secret in (API_KEY, UPSTREAM_SECRET, "sk-leaked-guess-123456", "zebras"):
         assert secret not in written
@@ -289,7 +289,7 @@ def test_a_bug_is_a_500_envelope_with_request_id_and_no_prompt_in_the_logs(
         error = _anthropic_error(response, 500)
         assert error["type"] == "api_error"
     assert "req-bug-1" in str(error["message"]) and "aardvark" not in response.text
-    written = "\n".join(JsonFormatter().format(record) for record in caplog.records)
+    written = "\n".join(JsonFormatter().format(record) for record in access_records(caplog))
     assert "req-bug-1" in written and "RuntimeError" in written
     assert "aardvark" not in written
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from tests.support.servers import RunningGateway, gateway, mock_policy
+from tests.support.servers import RunningGateway, access_records, gateway, mock_policy
 
 
 @pytest.fixture(scope="module")
@@ -135,5 +135,6 @@ def test_request_log_explains_the_tier(
     client.chat.completions.create(
         model="auto", messages=ask("Explain why this fails: ```def f(): return f()```")
     )
-    fields = [getattr(r, "fields", {}) for r in caplog.records if r.name == "lockgate.access"]
+    records = access_records(caplog)
+    fields = [getattr(r, "fields", {}) for r in records if r.name == "lockgate.access"]
     assert any("code" in (f.get("tier_reason") or "") for f in fields)

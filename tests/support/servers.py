@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import subprocess
@@ -108,6 +109,19 @@ def gateway(
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def access_records(
+    caplog: Any, count: int = 1, *, timeout_s: float = 5.0
+) -> list[logging.LogRecord]:
+    """Every captured record, once `count` access lines are among them: the gateway writes a
+    request's line just after its response has gone out, so the caller may be first."""
+    deadline = time.monotonic() + timeout_s
+    while sum(r.name == "lockgate.access" for r in caplog.records) < count:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    return list(caplog.records)
 
 
 def mock_policy(upstream: str, models: dict[str, Any], **extra: Any) -> dict[str, Any]:

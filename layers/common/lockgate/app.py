@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -157,8 +158,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             response = json_response(wire.body(result, _model(ctx)), headers=ctx.headers())
         except Exception as exc:
             response = _failure(request, exc, ctx)
-        log_request(_fields(wire.path, ctx, response.status_code), started)
-        return response
+        return _logged_after_sending(
+            response, _fields(wire.path, ctx, response.status_code), started
+        )
 
     async def chat_completions(request: Request) -> Response:
         return await chat(request, OPENAI)
@@ -187,8 +189,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             response = json_response(answer, headers=ctx.headers())
         except Exception as exc:
             response = _failure(request, exc, ctx)
-        log_request(_fields(path, ctx, response.status_code), started)
-        return response
+        return _logged_after_sending(response, _fields(path, ctx, response.status_code), started)
 
     async def embeddings(request: Request) -> Response:
         started = time.perf_counter()
@@ -203,8 +204,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             response = json_response(answer, headers=ctx.headers())
         except Exception as exc:
             response = _failure(request, exc, ctx)
-        log_request(_fields("/v1/embeddings", ctx, response.status_code), started)
-        return response
+        return _logged_after_sending(
+            response, _fields("/v1/embeddings", ctx, response.status_code), started
+        )
 
     async def stored(request: Request) -> Response:
         """`GET /v1/responses/{id}`, `DELETE` too: the caller's own stored responses only."""
@@ -512,6 +514,19 @@ class _LastResort:
             error = to_gateway_error(exc, ctx.request_id)
             if not started:
                 await _error_response(request, error, ctx)(scope, receive, send)
+
+
+def _logged_after_sending(
+    response: Response, fields: dict[str, object], started: float
+) -> Response:
+    """The access line is written once the answer is on its way, so the caller never waits
+    for it; its `ms` includes the sending."""
+
+    async def log() -> None:
+        log_request(fields, started)
+
+    response.background = BackgroundTask(log)
+    return response
 
 
 def _fields(

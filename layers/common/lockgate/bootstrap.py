@@ -238,7 +238,7 @@ class Container:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        closers: list[Callable[[], object]] = [self.ledger.flush]
+        closers: list[Callable[[], object]] = [self.gateway.drain, self.ledger.flush]
         closers += [p.aclose for p in self.providers.values()]
         if self.gateway.rag is not None:
             closers.append(self.gateway.rag.aclose)

@@ -226,7 +226,9 @@ class Gateway:
             await self._store(admitted, ctx, control, answer.result)
             return answer.result
         finally:
-            await self._account(admitted, ctx)
+            # The answer does not wait for its bookkeeping: the usage is recorded as its own
+            # task, once the caller has its answer (as a stream's is when it ends).
+            self._spawn(self._account(admitted, ctx))
 
     async def stream(
         self, request: ChatRequest, ctx: RequestContext, control: CacheControl = CacheControl()
@@ -278,6 +280,11 @@ class Gateway:
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Waits for the usage still being recorded, so that stopping loses none of it."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     async def _admit(self, request: ChatRequest, ctx: RequestContext) -> _Admitted:
         """Tenant allowances, routing and input safety, in the order that spends the least

@@ -18,15 +18,17 @@ client.
 from __future__ import annotations
 
 import atexit
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mangum import Mangum
 
 _adapter: Mangum | None = None
+_drain: Callable[[], None] | None = None
 
 
-def _build() -> Mangum:
+def _build() -> tuple[Mangum, Callable[[], None]]:
     from lockgate.app import create_app
     from lockgate.tenants.auth import RequestContextGuard
     from mangum import Mangum
@@ -51,12 +53,20 @@ def _build() -> Mangum:
         if not lifespan.loop.is_closed():
             lifespan.__exit__(None, None, None)
 
+    def drain() -> None:
+        lifespan.loop.run_until_complete(app.state.container.gateway.drain())
+
     atexit.register(shutdown)
-    return adapter
+    return adapter, drain
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    global _adapter
-    if _adapter is None:
-        _adapter = _build()
-    return _adapter(event, context)
+    global _adapter, _drain
+    if _adapter is None or _drain is None:
+        _adapter, _drain = _build()
+    try:
+        return _adapter(event, context)
+    finally:
+        # The usage of an answer is recorded after it is sent; Lambda may freeze the
+        # environment as soon as the handler returns, so it is recorded first.
+        _drain()

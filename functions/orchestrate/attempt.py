@@ -32,8 +32,8 @@ from pydantic import BaseModel, Field
 
 logger = Logger(service="lockgate-attempt")
 
-# Provider clients (aiohttp sessions) belong to one event loop; the container keeps it between
-# invocations so warm calls reuse their connections.
+# Provider clients (their pooled connections) belong to one event loop; the container keeps it
+# between invocations so warm calls reuse their connections.
 _loop = asyncio.new_event_loop()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,6 +10,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import yaml
+from lockgate.limits.usage import UsageLedger
+
+from tests.support.servers import mock_policy, mock_upstream
 
 
 def rest_proxy_event(
@@ -98,3 +103,34 @@ def test_no_key_id_means_no_tenant(handler_module: ModuleType) -> None:
     event = rest_proxy_event("GET", "/v1/models", api_key_id=None)
     response = handler_module.handler(event, FakeContext())
     assert response["statusCode"] == 401
+
+
+def test_an_answers_usage_is_recorded_before_the_handler_returns(
+    entry_loader: Callable[[str, str], ModuleType], tmp_path: Path
+) -> None:
+    """The usage of an answer is recorded just after the answer is sent; Lambda may freeze the
+    environment as soon as the handler returns, so the handler waits for it. Recording is made
+    as slow as a remote store's round trip; the embedded usage journal shows what was recorded
+    by the time the handler returned."""
+    record = UsageLedger.record
+
+    async def slow_record(self: UsageLedger, **fields: Any) -> Any:
+        await asyncio.sleep(0.2)
+        return await record(self, **fields)
+
+    with mock_upstream() as upstream, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(UsageLedger, "record", slow_record)
+        config = tmp_path / "policy.yaml"
+        policy = mock_policy(upstream, {"fast": {"targets": ["mock/good"]}})
+        config.write_text(yaml.safe_dump(policy))
+        patch.setenv("LOCKGATE_DATA_DIR", str(tmp_path / "data"))
+        patch.setenv("LOCKGATE_CONFIG", str(config))
+        patch.setenv("LOCKGATE_AUTH", "api-gateway")
+        module = entry_loader("functions/gateway/handler.py", "lockgate_gateway_usage")
+        event = rest_proxy_event("POST", "/v1/chat/completions")
+        chat = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}
+        event["body"] = json.dumps(chat)
+        response = module.handler(event, FakeContext())
+        journaled = (tmp_path / "data" / "usage-journal" / "active.jsonl").read_text()
+    assert response["statusCode"] == 200
+    assert '"alias:fast"' in journaled

@@ -20,6 +20,7 @@ import httpx
 import uvicorn
 import yaml
 from aiohttp import web
+from lockgate.http_server import HeadWithBodyProtocol
 from lockgate.mock_upstream import MockSettings
 from lockgate.mock_upstream import create_app as create_mock_app
 from lockgate.settings import Settings
@@ -95,7 +96,14 @@ def gateway(
     resolved = Settings(config=config, api_key=API_KEY, data_dir=data_dir, port=port, **settings)
     app = create_app(container=build(resolved))
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
+            http=HeadWithBodyProtocol,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -377,19 +377,24 @@ def _sse(
     encoder = wire.encoder(chat, _model(ctx))
 
     async def frames() -> AsyncIterator[bytes]:
+        # The opening frame goes out with the first chunk's, which is already here: one write.
+        head = encoder.start()
         try:
-            if head := encoder.start():
-                yield head
             async for chunk in chunks:
-                if frame := encoder.chunk(chunk):
+                frame = encoder.chunk(chunk)
+                if head:
+                    frame, head = head + frame, b""
+                if frame:
                     yield frame
                 if chunk.finish_reason:
                     usage = chunk.usage or ctx.usage
                     yield encoder.finish(chunk.finish_reason, usage, chunk.sources, ctx.continued)
+            if head:
+                yield head
         except Exception as exc:
             if ctx.outcome == "ok":
                 ctx.outcome = "stream_failed"
-            yield encoder.error(to_gateway_error(exc, ctx.request_id))
+            yield head + encoder.error(to_gateway_error(exc, ctx.request_id))
         finally:
             log_request(_fields(wire.path, ctx, 200, stream=True), started)
 

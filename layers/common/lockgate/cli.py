@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from lockgate.policy import PolicyError, load_policy
 
@@ -45,12 +46,20 @@ def _serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop" if _has("uvloop") else "asyncio",
-        http="httptools" if _has("httptools") else "h11",
+        http=_http_protocol(),
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=5,
     )
     return 0
+
+
+def _http_protocol() -> Any:
+    if not _has("httptools"):
+        return "h11"
+    from lockgate.http_server import HeadWithBodyProtocol
+
+    return HeadWithBodyProtocol
 
 
 def _settle_heap() -> None:

@@ -240,6 +240,34 @@ async def test_a_slow_reader_pauses_the_socket_and_still_gets_every_byte(
     assert bytes(received) == payload
 
 
+async def test_a_buffered_body_larger_than_the_read_buffer_is_read_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pool, "_PAUSE_AT", 64 << 10)
+    payload = bytes(range(256)) * 8192  # 2 MiB
+
+    async with raw_server(answering(ok(payload))) as (port, _):
+        client = upstream(port)
+        body = await (await client.post("/chat", b"{}", None)).read()
+        await client.aclose()
+    assert body == payload
+
+
+async def test_endless_headers_are_refused() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        for n in range(100_000):
+            writer.write(b"x-filler-%d: %s\r\n" % (n, b"y" * 100))
+            await writer.drain()
+
+    async with raw_server(handler) as (port, _):
+        client = upstream(port)
+        with pytest.raises(pool.ProtocolError, match="headers are too large"):
+            await client.post("/chat", b"{}", None)
+        await client.aclose()
+
+
 # TLS: a certificate authority and a server certificate for 127.0.0.1, made for the test and
 # trusted through SSL_CERT_FILE, which the default context reads as the system store.
 

@@ -30,6 +30,7 @@ import httptools
 
 _PAUSE_AT = 1 << 20  # bytes of unread body after which the socket stops being read
 _MAX_BODY = 64 << 20  # a buffered response larger than this is refused, decoded or not
+_MAX_HEAD = 64 << 10  # bytes of response headers
 _IDLE_S = 30.0  # an idle connection older than this is closed rather than reused
 
 
@@ -84,6 +85,7 @@ class _Connection(asyncio.Protocol):
         self._paused = False
         self._until_close = False
         self._reusable = False
+        self._header_bytes = 0
 
     # asyncio's side
 
@@ -117,6 +119,11 @@ class _Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.complete:
+            return
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > _MAX_HEAD:
+            self._fail(ProtocolError("the response's headers are too large"))
+            self.close()
             return
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
@@ -257,23 +264,33 @@ class Response:
         )
 
     async def read(self) -> bytes:
-        """The whole body, decoded; raises `ProtocolError` past 64 MiB."""
+        """The whole body, decoded; raises `ProtocolError` past 64 MiB, however well it
+        compresses. Taken as it arrives, so reading never pauses for it."""
         connection = self._connection
+        parts: list[bytes] = []
+        size = 0
         try:
             async with asyncio.timeout(self._timeout):
-                while not connection.complete:
-                    await connection.wait()
-            body = b"".join(connection._chunks)
-            connection._chunks.clear()
+                while True:
+                    chunk = connection.take()
+                    if chunk is None:
+                        if connection.complete:
+                            break
+                        await connection.wait()
+                        continue
+                    if self._inflate is not None:
+                        chunk = self._inflate.decompress(chunk, _MAX_BODY - size + 1)
+                    size += len(chunk)
+                    if size > _MAX_BODY:
+                        raise ProtocolError("the response body is too large")
+                    parts.append(chunk)
             if self._inflate is not None:
-                body = self._inflate.decompress(body, _MAX_BODY) + self._inflate.flush()
-            if len(body) >= _MAX_BODY:
-                raise ProtocolError("the response body is too large")
+                parts.append(self._inflate.flush())
         except BaseException:
             self.close()
             raise
         self.release()
-        return body
+        return b"".join(parts)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives, each wait for bytes bounded by the read timeout."""

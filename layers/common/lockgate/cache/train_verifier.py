@@ -289,6 +289,68 @@ def fit(
     return w, float(b[0]), mean, scale, lexical_weights
 
 
+HIDDEN = 16
+L2_HIDDEN = 1e-3
+
+
+def fit_hidden(
+    x: Array, y: Array, tokens: Sequence[set[str]], hidden: int = HIDDEN
+) -> tuple[Array, float, Array, Array, dict[str, float], Array, Array, Array]:
+    """`fit`'s model plus a hidden layer of `hidden` rectified units on the dense features,
+    trained jointly: lets the cosine's weight depend on how the words align."""
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = (x - mean) / scale
+    counts = Counter(t for row in tokens for t in row)
+    index = {
+        t: i for i, t in enumerate(sorted(t for t, n in counts.items() if n >= LEXICAL_MIN_COUNT))
+    }
+    cells = [(r, index[t]) for r, row in enumerate(tokens) for t in row if t in index]
+    rows = np.array([r for r, _ in cells], dtype=np.int64)
+    cols = np.array([c for _, c in cells], dtype=np.int64)
+    balance = np.where(y == 1, 0.5 / max(y.mean(), 1e-9), 0.5 / max(1 - y.mean(), 1e-9))
+    rng = np.random.default_rng(SEED)
+    d = z.shape[1]
+    params = [
+        np.zeros(d),
+        np.zeros(len(index)),
+        np.zeros(1),
+        rng.normal(0, 1 / math.sqrt(d), (d, hidden)),
+        np.zeros(hidden),
+        rng.normal(0, 1 / math.sqrt(hidden), hidden) * 0.1,
+    ]
+    first = [np.zeros_like(p) for p in params]
+    second = [np.zeros_like(p) for p in params]
+    for step in range(1, ITERATIONS + 1):
+        w, v, b, w1, b1, w2 = params
+        lexical = np.bincount(rows, weights=v[cols], minlength=len(y))
+        pre = z @ w1 + b1
+        h = np.maximum(pre, 0.0)
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ w + b[0] + lexical + h @ w2, -30, 30)))
+        g = (p - y) * balance / len(y)
+        gh = np.outer(g, w2) * (pre > 0)
+        grads = [
+            z.T @ g + L2_DENSE * w,
+            np.bincount(cols, weights=g[rows], minlength=len(index)) + L2_LEXICAL * v,
+            np.array([g.sum()]),
+            z.T @ gh + L2_HIDDEN * w1,
+            gh.sum(axis=0),
+            h.T @ g + L2_HIDDEN * w2,
+        ]
+        for i, grad in enumerate(grads):
+            first[i] = 0.9 * first[i] + 0.1 * grad
+            second[i] = 0.999 * second[i] + 0.001 * grad**2
+            m_hat = first[i] / (1 - 0.9**step)
+            v_hat = second[i] / (1 - 0.999**step)
+            params[i] -= LEARNING_RATE * m_hat / (np.sqrt(v_hat) + 1e-8)
+    w, v, b, w1, b1, w2 = params
+    lexical_weights = {
+        t: round(float(v[i]), 4) for t, i in index.items() if abs(v[i]) >= LEXICAL_KEEP
+    }
+    return w, float(b[0]), mean, scale, lexical_weights, w1, b1, w2
+
+
 def decisions(
     verifier: Verifier, pairs: Sequence[Pair], cosine: Array
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], Array]:

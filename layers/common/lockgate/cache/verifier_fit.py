@@ -82,7 +82,8 @@ def fit(
 ) -> Verifier:
     """Class-balanced logistic loss on the standardised dense features (linear, plus `hidden`
     rectified units) and one weight per frequent lexical token, by full-batch Adam: the same
-    weights in every process. The verifier's threshold is left at 0.5 for the caller."""
+    weights in every process. `lexical_max` caps the word weights (for comparisons on the
+    folds; capping at 0 did worse there). The threshold is left at 0.5 for the caller."""
     x, y, tokens = c.x, c.label[c.reach].astype(np.float64), c.tokens
     mean = x.mean(axis=0)
     scale = x.std(axis=0)

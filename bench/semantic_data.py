@@ -1,7 +1,7 @@
 """Held-out "same question?" pairs for the semantic-cache benchmark, and their MiniLM vectors.
 
-Nothing here is read by `lockgate.cache.train_verifier` (which trains on BANKING77 train and
-CLINC150 train and tunes on CLINC150 val):
+Nothing here is read by `lockgate.cache.train_verifier` (which trains and chooses its
+operating point on BANKING77 train and CLINC150 train + val):
 
 - forum questions: SemEval-2016 CQA question-question (research use), reported on its own
   and kept out of the pooled figure (long forum posts, not gateway-style questions);
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from lockgate.cache.near_misses import Pair, near_misses
-from lockgate.cache.train_verifier import (
+from lockgate.cache.verifier_data import (
     DEFAULT_DATA,
     banking_questions,
     intent_pairs,

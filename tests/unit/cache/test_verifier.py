@@ -3,6 +3,7 @@ near repeats are served, and it costs far less than the 1 ms a hit can spare."""
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ def test_the_shipped_model_matches_its_card(verifier: Verifier) -> None:
     assert isinstance(point, dict)
     assert point["probability"] == pytest.approx(verifier.threshold)
     assert point["floor"] == DEFAULT_THRESHOLD
-    assert "BANKING77" in str(card["training"]) and "CLINC150 val" in str(card["tuning"])
+    assert "BANKING77" in str(card["training"]) and "out-of-fold" in str(card["tuning"])
     for held_out in ("StackFAQ", "SemEval", "MRPC", "test"):
         assert held_out not in str(card["training"]) + str(card["tuning"]) + str(card["idf"])
     assert pair_features("a b", "a c", 0.9).shape == (len(FEATURE_NAMES),)
@@ -94,6 +95,25 @@ def test_saved_weights_load_to_the_same_decisions(verifier: Verifier, tmp_path: 
                           ("Where is my refund?", "Where's my refund?")]:  # fmt: skip
         assert again.probability(query, cached, 0.86) == pytest.approx(
             verifier.probability(query, cached, 0.86), abs=1e-4
+        )
+
+
+def test_a_linear_verifier_saves_and_loads_without_a_hidden_layer(
+    verifier: Verifier, tmp_path: Path
+) -> None:
+    """Weights files from before the hidden layer hold none; they must still load and score."""
+    linear = dataclasses.replace(verifier, hidden=None)
+    path = tmp_path / "linear.npz"
+    linear.save(path)
+    again = Verifier.load(path)
+    assert again.hidden is None
+    query, cached = "How do I freeze my card?", "How do I activate my card?"
+    assert again.probability(query, cached, 0.86) == pytest.approx(
+        linear.probability(query, cached, 0.86), abs=1e-4
+    )
+    if verifier.hidden is not None:
+        assert linear.probability(query, cached, 0.86) != pytest.approx(
+            verifier.probability(query, cached, 0.86), abs=1e-6
         )
 
 

@@ -23,8 +23,8 @@ from lockgate.stores.ports import VectorIndex, VectorRecord
 
 log = logging.getLogger("lockgate.cache")
 
-# The floor is the verifier's operating point, chosen with it on CLINC150 val and a held-back
-# BANKING77 train fold by `python -m lockgate.cache.train_verifier` (see
+# The floor goes with the verifier's threshold, chosen on the out-of-fold scores of five
+# question-disjoint folds of its training sets by `python -m lockgate.cache.train_verifier` (see
 # lockgate/cache/model/verifier.json); held-out figures: bench/results/semantic_quality.md.
 DEFAULT_THRESHOLD = 0.6
 DEFAULT_GUARD_BAND = 0.04

@@ -16,8 +16,9 @@ A small hidden layer of rectified units over the dense features rides on the lin
 lets a feature's weight depend on the others (how much the cosine counts on how the words
 align); on the training folds it cut the wrong hits at a fifth of true pairs served from 9.5 to
 7.2 %. It sees text and the cosine only, so a hit needs no stored vector; with the guard's
-rules it costs about a tenth of a millisecond of CPU per candidate. Trained by `python -m lockgate.cache.train_verifier` on licence-permissive public
-pairs; the weights are one small `.npz` next to this module.
+rules it costs about a tenth of a millisecond of CPU per candidate. Trained by
+`python -m lockgate.cache.train_verifier` on licence-permissive public pairs; the weights are
+one small `.npz` next to this module.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import ssl
 import zlib
 from collections import deque
@@ -341,10 +342,9 @@ class Pool:
         self._tls = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port or (443 if self._tls else 80)
+        host = f"[{self._host}]" if ":" in self._host else self._host  # IPv6 in brackets
         default_port = self._port == (443 if self._tls else 80)
-        authority = self._host if default_port else f"{self._host}:{self._port}"
-        if ":" in self._host:
-            authority = f"[{self._host}]" if default_port else f"[{self._host}]:{self._port}"
+        authority = host if default_port else f"{host}:{self._port}"
         self._proxy = _env_proxy(parts.scheme, self._host)
         # Through a plain-HTTP proxy the request names the whole URL; otherwise only the path.
         self._prefix = (
@@ -359,7 +359,9 @@ class Pool:
         self._authority = authority
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
-        self._ssl: ssl.SSLContext | None = None
+        # Built here, not at the first call: loading the trust store reads files (~25 ms),
+        # which would stall the serving loop.
+        self._ssl = _tls_context() if self._tls else None
         self._idle: deque[_Connection] = deque()
         self._open: set[_Connection] = set()
 
@@ -419,7 +421,7 @@ class Pool:
                 lambda: _Connection(loop),
                 self._host,
                 self._port,
-                ssl=self._context() if self._tls else None,
+                ssl=self._ssl,
                 server_hostname=self._host if self._tls else None,
             )
             return connection
@@ -436,18 +438,20 @@ class Pool:
             await connection.open_tunnel(tunnel.encode())
             assert connection.transport is not None
             connection.transport = await loop.start_tls(  # type: ignore[assignment]
-                connection.transport, connection, self._context(), server_hostname=self._host
+                connection.transport, connection, _tls_context(), server_hostname=self._host
             )
         except BaseException:
             connection.close()
             raise
         return connection
 
-    def _context(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            self._ssl = ssl.create_default_context()
-            self._ssl.set_alpn_protocols(["http/1.1"])
-        return self._ssl
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One per process: every HTTPS upstream trusts the same store."""
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def _header_lines(headers: Mapping[str, str]) -> str:

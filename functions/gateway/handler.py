@@ -54,7 +54,7 @@ def _build() -> tuple[Mangum, Callable[[], None]]:
             lifespan.__exit__(None, None, None)
 
     def drain() -> None:
-        lifespan.loop.run_until_complete(app.state.container.gateway.drain())
+        lifespan.loop.run_until_complete(app.state.container.drain())
 
     atexit.register(shutdown)
     return adapter, drain

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from lockgate import deferred
 from lockgate.limits.usage import UsageLedger
 
 from tests.support.servers import mock_policy, mock_upstream
@@ -105,13 +107,16 @@ def test_no_key_id_means_no_tenant(handler_module: ModuleType) -> None:
     assert response["statusCode"] == 401
 
 
-def test_an_answers_usage_is_recorded_before_the_handler_returns(
-    entry_loader: Callable[[str, str], ModuleType], tmp_path: Path
+def test_an_answers_usage_and_access_line_are_recorded_before_the_handler_returns(
+    entry_loader: Callable[[str, str], ModuleType],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The usage of an answer is recorded just after the answer is sent; Lambda may freeze the
-    environment as soon as the handler returns, so the handler waits for it. Recording is made
-    as slow as a remote store's round trip; the embedded usage journal shows what was recorded
-    by the time the handler returned."""
+    """The usage of an answer is recorded just after the answer is sent, and its access line a
+    little later; Lambda may freeze the environment as soon as the handler returns, so the
+    handler waits for both. Recording is made as slow as a remote store's round trip; the
+    embedded usage journal and the log show what was written by the time the handler
+    returned."""
     record = UsageLedger.record
 
     async def slow_record(self: UsageLedger, **fields: Any) -> Any:
@@ -120,6 +125,7 @@ def test_an_answers_usage_is_recorded_before_the_handler_returns(
 
     with mock_upstream() as upstream, pytest.MonkeyPatch.context() as patch:
         patch.setattr(UsageLedger, "record", slow_record)
+        patch.setattr(deferred, "MAX_DELAY_S", 3600.0)  # a frozen environment's "later"
         config = tmp_path / "policy.yaml"
         policy = mock_policy(upstream, {"fast": {"targets": ["mock/good"]}})
         config.write_text(yaml.safe_dump(policy))
@@ -130,7 +136,10 @@ def test_an_answers_usage_is_recorded_before_the_handler_returns(
         event = rest_proxy_event("POST", "/v1/chat/completions")
         chat = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}
         event["body"] = json.dumps(chat)
-        response = module.handler(event, FakeContext())
+        with caplog.at_level(logging.INFO, logger="lockgate.access"):
+            response = module.handler(event, FakeContext())
+            logged = [r for r in caplog.records if r.name == "lockgate.access"]
         journaled = (tmp_path / "data" / "usage-journal" / "active.jsonl").read_text()
     assert response["statusCode"] == 200
     assert '"alias:fast"' in journaled
+    assert [r.fields["path"] for r in logged] == ["/v1/chat/completions"]  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from lockgate.cache.ports import ExactCache
 from lockgate.cache.semantic import SemanticCache
 from lockgate.cache.service import CacheService
+from lockgate.deferred import run_pending
 from lockgate.embeddings.local import MiniLMEmbedder
 from lockgate.limits.limiter import Limiter
 from lockgate.limits.ports import CounterStore, UsageStore
@@ -234,11 +235,17 @@ class Container:
                 if warm is not None:
                     await warm()
 
+    async def drain(self) -> None:
+        """Finishes what answered requests left behind (their usage, their access lines): at
+        shutdown, and before a Lambda environment may be frozen."""
+        await self.gateway.drain()
+        run_pending()
+
     async def aclose(self) -> None:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        closers: list[Callable[[], object]] = [self.gateway.drain, self.ledger.flush]
+        closers: list[Callable[[], object]] = [self.drain, self.ledger.flush]
         closers += [p.aclose for p in self.providers.values()]
         if self.gateway.rag is not None:
             closers.append(self.gateway.rag.aclose)

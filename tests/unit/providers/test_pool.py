@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from lockgate.deferred import defer
 from lockgate.policy import Timeouts
 from lockgate.providers import pool
 from lockgate.providers.errors import ProviderError
@@ -383,3 +384,23 @@ async def test_a_proxy_that_refuses_the_tunnel_is_a_connection_error(
             await http.post("/chat", {})
         await http.aclose()
     assert caught.value.code == "connection_error"
+
+
+async def test_work_put_off_runs_while_the_request_is_upstream() -> None:
+    """What the gateway put off (access lines) is done in the upstream's round trip, not later
+    on the path of the next request: it has run by the time the upstream reads the request."""
+    done: list[str] = []
+    seen_by_upstream: list[list[str]] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        seen_by_upstream.append(list(done))
+        writer.write(ok(b"{}"))
+        await writer.drain()
+
+    async with raw_server(handler) as (port, _):
+        client = upstream(port)
+        defer(lambda: done.append("access line"))
+        await (await client.post("/chat", b"{}", None)).read()
+        await client.aclose()
+    assert seen_by_upstream == [["access line"]]

@@ -29,6 +29,8 @@ from urllib.request import getproxies, proxy_bypass
 
 import httptools
 
+from lockgate.deferred import run_pending
+
 _PAUSE_AT = 1 << 20  # bytes of unread body after which the socket stops being read
 _MAX_BODY = 64 << 20  # a buffered response larger than this is refused, decoded or not
 _MAX_HEAD = 64 << 10  # bytes of response headers
@@ -375,6 +377,7 @@ class Pool:
         connection = await self._checkout()
         try:
             connection.send(head.encode() + body)
+            run_pending()  # the upstream's round trip is spare time: finish what was put off
             async with asyncio.timeout(self._read_timeout):
                 while not connection.headers_done:
                     await connection.wait()

@@ -123,6 +123,52 @@ async def test_stream_after_first_chunk_raises_on_stall_and_cut() -> None:
         assert seen[0] == "a" and caught.value.retryable
 
 
+async def test_a_stall_between_chunks_is_timed_out_as_between_chunks() -> None:
+    run, router = executor({"one": Scripted("one", ["a", 5.0, "b", "stop"])})
+    live = await run.open_stream(REQUEST, route(router))
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(ProviderError) as caught:
+        async for _ in live:
+            pass
+    waited = asyncio.get_running_loop().time() - started
+    assert caught.value.code == "timeout_between_chunks"
+    assert 0.2 <= waited < 1.0
+
+
+async def test_steady_chunks_each_within_the_gap_never_time_out() -> None:
+    """The limit is per wait: chunks 0.12 s apart for a second, past five gaps of 0.2 s."""
+    script = ["a", *[item for _ in range(8) for item in (0.12, "b")], "stop"]
+    run, router = executor({"one": Scripted("one", script)})
+    live = await run.open_stream(REQUEST, route(router))
+    assert [c.text async for c in live] == ["a", *["b"] * 8, ""]
+
+
+async def test_a_slow_reader_is_not_a_stalled_upstream() -> None:
+    """Time the caller takes between chunks is not the upstream's: only waits count."""
+    run, router = executor({"one": Scripted("one", ["a", "b", "c", "stop"])})
+    live = await run.open_stream(REQUEST, route(router))
+    seen = []
+    async for chunk in live:
+        seen.append(chunk.text)
+        await asyncio.sleep(0.3)
+    assert seen == ["a", "b", "c", ""]
+
+
+async def test_cancelling_the_caller_mid_stream_is_a_cancellation_not_a_timeout() -> None:
+    run, router = executor({"one": Scripted("one", ["a", 5.0, "b", "stop"])})
+    live = await run.open_stream(REQUEST, route(router))
+
+    async def read() -> None:
+        async for _ in live:
+            pass
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(0.05)
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+
+
 async def test_cooldown_trips_and_recovers() -> None:
     now = [0.0]
     one = Scripted("one", *[from_status(500, "x")] * 4)

@@ -183,15 +183,20 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
         return chunk
 
-    async def wait(self) -> None:
+    async def wait(self, until: float | None = None) -> None:
         """Until the parser or the socket has news; raises what failed the connection before
-        the response was complete."""
+        the response was complete, and `TimeoutError` once `until` (loop time) has passed.
+        A timer on the loop, not `asyncio.timeout`: this runs for every piece of every
+        response, and the timeout context costs several times as much."""
         if self.error is not None and not self.complete:
             raise self.error
-        self._waiter = self._loop.create_future()
+        waiter = self._waiter = self._loop.create_future()
+        timer = None if until is None else self._loop.call_at(until, _expire, waiter)
         try:
-            await self._waiter
+            await waiter
         finally:
+            if timer is not None:
+                timer.cancel()
             self._waiter = None
         if self.error is not None and not self.complete:
             raise self.error
@@ -247,6 +252,11 @@ class _Connection(asyncio.Protocol):
             waiter.set_result(None)
 
 
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class Response:
     """A response whose headers have arrived; its body is read with `read` or `chunks`.
 
@@ -272,21 +282,23 @@ class Response:
         connection = self._connection
         parts: list[bytes] = []
         size = 0
+        until: float | None = None  # the whole body within the read timeout
         try:
-            async with asyncio.timeout(self._timeout):
-                while True:
-                    chunk = connection.take()
-                    if chunk is None:
-                        if connection.complete:
-                            break
-                        await connection.wait()
-                        continue
-                    if self._inflate is not None:
-                        chunk = self._inflate.decompress(chunk, _MAX_BODY - size + 1)
-                    size += len(chunk)
-                    if size > _MAX_BODY:
-                        raise ProtocolError("the response body is too large")
-                    parts.append(chunk)
+            while True:
+                chunk = connection.take()
+                if chunk is None:
+                    if connection.complete:
+                        break
+                    if until is None:
+                        until = asyncio.get_running_loop().time() + self._timeout
+                    await connection.wait(until)
+                    continue
+                if self._inflate is not None:
+                    chunk = self._inflate.decompress(chunk, _MAX_BODY - size + 1)
+                size += len(chunk)
+                if size > _MAX_BODY:
+                    raise ProtocolError("the response body is too large")
+                parts.append(chunk)
             if self._inflate is not None:
                 parts.append(self._inflate.flush())
         except BaseException:
@@ -309,8 +321,7 @@ class Response:
                 self.release()
                 return
             else:
-                async with asyncio.timeout(self._timeout):
-                    await connection.wait()
+                await connection.wait(asyncio.get_running_loop().time() + self._timeout)
 
     def release(self) -> None:
         if not self._done:
@@ -378,9 +389,9 @@ class Pool:
         try:
             connection.send(head.encode() + body)
             run_pending()  # the upstream's round trip is spare time: finish what was put off
-            async with asyncio.timeout(self._read_timeout):
-                while not connection.headers_done:
-                    await connection.wait()
+            until = asyncio.get_running_loop().time() + self._read_timeout
+            while not connection.headers_done:
+                await connection.wait(until)
         except BaseException:
             self.drop(connection)
             raise

@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from lockgate.chat import ChatChunk, ChatMessage, ChatRequest, ChatResult
 from lockgate.errors import where_it_failed
@@ -260,6 +261,7 @@ class LiveStream:
     ) -> AsyncIterator[ChatChunk]:
         gap = self._plan.timeouts.between_chunks_s
         chunk = first
+        watch = _StallWatch()
         try:
             while True:
                 yield chunk
@@ -267,12 +269,14 @@ class LiveStream:
                     self._executor.cooldown.succeeded(self.target)
                     return
                 remaining = self._plan.deadline - self._executor._clock()
+                watch.begin(min(gap, remaining))
                 try:
-                    async with asyncio.timeout(min(gap, remaining)):
-                        chunk = await anext(chunks)
+                    chunk = await anext(chunks)
                 except StopAsyncIteration:
                     raise errors.stream_cut() from None
-                except TimeoutError:
+                except asyncio.CancelledError:
+                    if not watch.ran_out():
+                        raise
                     stage = "between_chunks" if remaining > gap else "total"
                     raise errors.timed_out(stage) from None
                 except ProviderError:
@@ -280,8 +284,66 @@ class LiveStream:
                 except Exception as exc:
                     _log_unexpected(self.target, exc)
                     raise errors.unexpected(exc) from None
+                finally:
+                    watch.end()
         finally:
+            watch.close()
             await _close(chunks)
+
+
+class _StallWatch:
+    """Bounds each wait for a stream's next chunk, as `asyncio.timeout` would, without a timer
+    per chunk.
+
+    A timeout context around every chunk arms and cancels a timer and tracks the task's
+    cancellations each time: several microseconds, a good share of relaying a chunk. Here one
+    timer is armed for the first wait; when it fires it checks whether the wait under way has
+    really run out, re-arms for the rest if not, and cancels the waiting task if so."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task: asyncio.Task[Any] | None = None
+        self._until: float | None = None  # the current wait's end; None between waits
+        self._timer: asyncio.TimerHandle | None = None
+        self._expired = False
+
+    def begin(self, limit_s: float) -> None:
+        self._task = asyncio.current_task()
+        self._until = until = self._loop.time() + limit_s
+        timer = self._timer
+        if timer is None or timer.when() > until:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self._loop.call_at(until, self._check)
+
+    def ran_out(self) -> bool:
+        """Whether the cancellation being handled is this watch's, taken back if so."""
+        if not self._expired:
+            return False
+        self._expired = False
+        if self._task is not None:
+            self._task.uncancel()
+        return True
+
+    def end(self) -> None:
+        self._until = None
+        self.ran_out()  # a chunk that came just as the wait ran out: the chunk wins
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _check(self) -> None:
+        self._timer = None
+        until = self._until
+        if until is None or self._task is None:
+            return  # not waiting: the next wait arms a timer of its own
+        if self._loop.time() < until:
+            self._timer = self._loop.call_at(until, self._check)
+            return
+        self._expired = True
+        self._task.cancel()
 
 
 SEAM_CHARS = 2000

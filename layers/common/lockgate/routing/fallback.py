@@ -10,10 +10,11 @@ letting a truncated answer end as if it were complete.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +79,7 @@ class FallbackExecutor:
             deadline=self._clock() + timeouts.total_s,
         )
 
-    async def _attempts(self, plan: _Plan) -> AsyncIterator[tuple[Target, float]]:
+    async def _attempts(self, plan: _Plan) -> AsyncGenerator[tuple[Target, float], None]:
         """Yields (target, seconds left) for each try; the caller reports failures to
         `_failed`, which decides about backoff and moving on."""
         for target in plan.targets:
@@ -118,28 +119,43 @@ class FallbackExecutor:
 
     async def complete(self, request: ChatRequest, route: Route) -> Answer:
         plan = self._plan(route)
-        async for target, remaining in self._attempts(plan):
-            provider = self._providers[target.provider]
-            started = self._clock()
-            try:
-                async with asyncio.timeout(min(plan.timeouts.response_s, remaining)):
-                    result = await provider.complete(request, target.model)
-            except TimeoutError:
-                self._failed(plan, target, errors.timed_out("response"))
-                continue
-            except ProviderError as exc:
-                shortest = min(plan.timeouts.connect_s, plan.timeouts.response_s, remaining)
-                elapsed = self._clock() - started
-                self._failed(plan, target, errors.unless_too_soon(exc, elapsed, shortest))
-                self._raise_if_final(plan)
-                continue
-            except Exception as exc:
-                _log_unexpected(target, exc)
-                self._failed(plan, target, errors.unexpected(exc))
-                continue
-            self.cooldown.succeeded(target)
-            return Answer(result, target, plan.attempts)
+        limit = _WaitLimit()
+        try:
+            async with contextlib.aclosing(self._attempts(plan)) as attempts:
+                async for target, remaining in attempts:
+                    result = await self._answer(plan, request, target, remaining, limit)
+                    if result is not None:
+                        self.cooldown.succeeded(target)
+                        return Answer(result, target, plan.attempts)
+        finally:
+            limit.close()
         raise FallbackExhausted(plan.failures)
+
+    async def _answer(
+        self, plan: _Plan, request: ChatRequest, target: Target, remaining: float, limit: _WaitLimit
+    ) -> ChatResult | None:
+        """The target's answer; None when it failed (recorded in the plan)."""
+        started = self._clock()
+        limit.begin(min(plan.timeouts.response_s, remaining))
+        try:
+            return await self._providers[target.provider].complete(request, target.model)
+        except asyncio.CancelledError:
+            if not limit.ran_out():
+                raise
+            self._failed(plan, target, errors.timed_out("response"))
+        except TimeoutError:
+            self._failed(plan, target, errors.timed_out("response"))
+        except ProviderError as exc:
+            shortest = min(plan.timeouts.connect_s, plan.timeouts.response_s, remaining)
+            elapsed = self._clock() - started
+            self._failed(plan, target, errors.unless_too_soon(exc, elapsed, shortest))
+            self._raise_if_final(plan)
+        except Exception as exc:
+            _log_unexpected(target, exc)
+            self._failed(plan, target, errors.unexpected(exc))
+        finally:
+            limit.end()
+        return None
 
     async def open_stream(self, request: ChatRequest, route: Route) -> LiveStream:
         """Returns once some target has produced its first chunk."""
@@ -154,33 +170,55 @@ class FallbackExecutor:
     async def _open(
         self, plan: _Plan, request: ChatRequest
     ) -> tuple[Target, ChatChunk, AsyncIterator[ChatChunk]] | None:
-        async for target, remaining in self._attempts(plan):
-            chunks = aiter(self._providers[target.provider].stream(request, target.model))
-            started = self._clock()
-            try:
-                async with asyncio.timeout(min(plan.timeouts.first_token_s, remaining)):
-                    first = await anext(chunks)
-            except StopAsyncIteration:
-                self._failed(plan, target, errors.stream_cut())
-                continue
-            except TimeoutError:
-                await _close(chunks)
-                self._failed(plan, target, errors.timed_out("first_token"))
-                continue
-            except ProviderError as exc:
-                await _close(chunks)
-                shortest = min(plan.timeouts.connect_s, plan.timeouts.first_token_s, remaining)
-                elapsed = self._clock() - started
-                self._failed(plan, target, errors.unless_too_soon(exc, elapsed, shortest))
-                self._raise_if_final(plan)
-                continue
-            except Exception as exc:
-                _log_unexpected(target, exc)
-                await _close(chunks)
-                self._failed(plan, target, errors.unexpected(exc))
-                continue
-            return target, first, chunks
+        limit = _WaitLimit()
+        try:
+            async with contextlib.aclosing(self._attempts(plan)) as attempts:
+                async for target, remaining in attempts:
+                    opened = await self._first_chunk(plan, request, target, remaining, limit)
+                    if opened is not None:
+                        return target, *opened
+        finally:
+            limit.close()
         return None
+
+    async def _first_chunk(
+        self, plan: _Plan, request: ChatRequest, target: Target, remaining: float, limit: _WaitLimit
+    ) -> tuple[ChatChunk, AsyncIterator[ChatChunk]] | None:
+        """The target's first chunk and the rest of its stream; None when it failed (recorded
+        in the plan)."""
+        chunks = aiter(self._providers[target.provider].stream(request, target.model))
+        started = self._clock()
+        limit.begin(min(plan.timeouts.first_token_s, remaining))
+        try:
+            first = await anext(chunks)
+        except StopAsyncIteration:
+            self._failed(plan, target, errors.stream_cut())
+            return None
+        except asyncio.CancelledError:
+            if not limit.ran_out():
+                raise
+            await _close(chunks)
+            self._failed(plan, target, errors.timed_out("first_token"))
+            return None
+        except TimeoutError:
+            await _close(chunks)
+            self._failed(plan, target, errors.timed_out("first_token"))
+            return None
+        except ProviderError as exc:
+            await _close(chunks)
+            shortest = min(plan.timeouts.connect_s, plan.timeouts.first_token_s, remaining)
+            elapsed = self._clock() - started
+            self._failed(plan, target, errors.unless_too_soon(exc, elapsed, shortest))
+            self._raise_if_final(plan)
+            return None
+        except Exception as exc:
+            _log_unexpected(target, exc)
+            await _close(chunks)
+            self._failed(plan, target, errors.unexpected(exc))
+            return None
+        finally:
+            limit.end()
+        return first, chunks
 
     async def _resume(
         self, plan: _Plan, request: ChatRequest, failed: Target, partial: str
@@ -261,7 +299,7 @@ class LiveStream:
     ) -> AsyncIterator[ChatChunk]:
         gap = self._plan.timeouts.between_chunks_s
         chunk = first
-        watch = _StallWatch()
+        watch = _WaitLimit()
         try:
             while True:
                 yield chunk
@@ -291,7 +329,7 @@ class LiveStream:
             await _close(chunks)
 
 
-class _StallWatch:
+class _WaitLimit:
     """Bounds each wait for a stream's next chunk, as `asyncio.timeout` would, without a timer
     per chunk.
 

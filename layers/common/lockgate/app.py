@@ -47,7 +47,8 @@ from lockgate.settings import Settings
 from lockgate.stores.responses import ResponseStore
 from lockgate.tenants.admin import admin_router
 
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+_SSE_HEAD = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+_SSE_TYPE = (b"content-type", b"text/event-stream; charset=utf-8")
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
@@ -398,9 +399,7 @@ def _sse(
         finally:
             log_request(_fields(wire.path, ctx, 200, stream=True), started)
 
-    return _EventStream(
-        frames(), media_type="text/event-stream", headers={**SSE_HEADERS, **ctx.headers()}
-    )
+    return _EventStream(frames(), ctx.headers())
 
 
 class _EventStream(StreamingResponse):
@@ -410,7 +409,24 @@ class _EventStream(StreamingResponse):
     a task of an anyio task group while the request's task listens for the disconnect: a task
     hop before the first byte and anyio's cancel scopes around every stream. Here the stream
     runs in the request's own task and a watcher cancels it if the client goes, which ends it
-    the same way (the frames' `finally` logs it, the upstream is closed)."""
+    the same way (the frames' `finally` logs it, the upstream is closed).
+
+    Its head is put together directly, as Starlette's would be (the same headers, in the same
+    order), without the generic checks of a response that may have a body, a length or
+    another type: this is on the way to a stream's first byte."""
+
+    def __init__(self, frames: AsyncIterator[bytes], headers: dict[str, str]) -> None:
+        self.body_iterator = frames
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [
+            *_SSE_HEAD,
+            *(
+                (name.lower().encode("latin-1"), value.encode("latin-1"))
+                for name, value in headers.items()
+            ),
+            _SSE_TYPE,
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streaming = asyncio.current_task()

@@ -261,8 +261,7 @@ class Gateway:
         ctx.model, ctx.attempts = live.target.key, live.attempts
         if live.attempts == 1:
             self.router.latency.observe(live.target, ctx.upstream_s)
-        relay = self._relay(live, admitted, ctx, control, grounded.sources)
-        return self._accounted(relay, admitted, ctx)
+        return self._relay(live, admitted, ctx, control, grounded.sources)
 
     async def _accounted(
         self, chunks: AsyncIterator[ChatChunk], admitted: _Admitted, ctx: RequestContext
@@ -444,6 +443,7 @@ class Gateway:
                 ctx.usage.completion_tokens = answer.pieces
             if ctx.outcome == "ok" and answer.finish_reason is None:
                 ctx.outcome = "client_disconnected"
+            self._spawn(self._account(admitted, ctx))  # however it ended, as `_accounted` does
         result = answer.result(ctx.usage)
         result.sources = found
         await self._store(admitted, ctx, control, result)

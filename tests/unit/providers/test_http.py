@@ -44,9 +44,9 @@ def test_crlf_and_cr_line_endings(size: int) -> None:
 
 def test_an_unfinished_event_is_held_back() -> None:
     decoder = SSEDecoder()
-    assert decoder.feed(b'data: {"partial": ') == []
-    assert decoder.feed(b"true}\n") == []
-    assert decoder.feed(b"\n") == [Event(None, b'{"partial": true}')]
+    assert list(decoder.feed(b'data: {"partial": ')) == []
+    assert list(decoder.feed(b"true}\n")) == []
+    assert list(decoder.feed(b"\n")) == [Event(None, b'{"partial": true}')]
 
 
 def test_retry_after_prefers_milliseconds_and_ignores_dates() -> None:

@@ -13,7 +13,7 @@ What a status or an in-stream error means is the wire's business (its adapter).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,19 +67,17 @@ class SSEDecoder:
     def __init__(self) -> None:
         self._pending = b""
 
-    def feed(self, chunk: bytes) -> list[Event]:
+    def feed(self, chunk: bytes) -> Iterator[Event]:
+        """The events `chunk` completes, each parsed as it is taken: an upstream's whole answer
+        often arrives in one piece, and its first event goes on without waiting for the rest
+        to be parsed."""
         buffer = self._pending + chunk if self._pending else chunk
         if b"\r" in buffer:
             held = buffer.endswith(b"\r")  # its `\n` may come with the next chunk
             body = buffer[:-1] if held else buffer
             buffer = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if held else b"")
         *blocks, self._pending = buffer.split(b"\n\n")
-        events: list[Event] = []
-        for block in blocks:
-            event = _event(block)
-            if event is not None:
-                events.append(event)
-        return events
+        return filter(None, map(_event, blocks))
 
 
 def _event(block: bytes) -> Event | None:

@@ -139,11 +139,9 @@ class FallbackExecutor:
         limit.begin(min(plan.timeouts.response_s, remaining))
         try:
             return await self._providers[target.provider].complete(request, target.model)
-        except asyncio.CancelledError:
-            if not limit.ran_out():
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and not limit.ran_out():
                 raise
-            self._failed(plan, target, errors.timed_out("response"))
-        except TimeoutError:
             self._failed(plan, target, errors.timed_out("response"))
         except ProviderError as exc:
             shortest = min(plan.timeouts.connect_s, plan.timeouts.response_s, remaining)
@@ -194,13 +192,9 @@ class FallbackExecutor:
         except StopAsyncIteration:
             self._failed(plan, target, errors.stream_cut())
             return None
-        except asyncio.CancelledError:
-            if not limit.ran_out():
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and not limit.ran_out():
                 raise
-            await _close(chunks)
-            self._failed(plan, target, errors.timed_out("first_token"))
-            return None
-        except TimeoutError:
             await _close(chunks)
             self._failed(plan, target, errors.timed_out("first_token"))
             return None
@@ -312,8 +306,8 @@ class LiveStream:
                     chunk = await anext(chunks)
                 except StopAsyncIteration:
                     raise errors.stream_cut() from None
-                except asyncio.CancelledError:
-                    if not watch.ran_out():
+                except (TimeoutError, asyncio.CancelledError) as exc:
+                    if isinstance(exc, asyncio.CancelledError) and not watch.ran_out():
                         raise
                     stage = "between_chunks" if remaining > gap else "total"
                     raise errors.timed_out(stage) from None

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from lockgate.chat import ChatChunk, ChatMessage, ChatRequest, ChatResult
 from lockgate.errors import where_it_failed
@@ -28,6 +29,7 @@ from lockgate.routing.cooldown import CooldownTracker
 from lockgate.routing.router import Route
 
 log = logging.getLogger("lockgate.routing")
+T = TypeVar("T")
 
 
 class FallbackExhausted(Exception):
@@ -119,17 +121,28 @@ class FallbackExecutor:
 
     async def complete(self, request: ChatRequest, route: Route) -> Answer:
         plan = self._plan(route)
+        found = await self._first_success(plan, functools.partial(self._answer, plan, request))
+        if found is None:
+            raise FallbackExhausted(plan.failures)
+        target, result = found
+        self.cooldown.succeeded(target)
+        return Answer(result, target, plan.attempts)
+
+    async def _first_success(
+        self, plan: _Plan, attempt: Callable[[Target, float, _WaitLimit], Awaitable[T | None]]
+    ) -> tuple[Target, T] | None:
+        """Runs `attempt` on each try of the plan until one returns something; every try's wait
+        is bounded by one shared `_WaitLimit`."""
         limit = _WaitLimit()
         try:
             async with contextlib.aclosing(self._attempts(plan)) as attempts:
                 async for target, remaining in attempts:
-                    result = await self._answer(plan, request, target, remaining, limit)
-                    if result is not None:
-                        self.cooldown.succeeded(target)
-                        return Answer(result, target, plan.attempts)
+                    outcome = await attempt(target, remaining, limit)
+                    if outcome is not None:
+                        return target, outcome
         finally:
             limit.close()
-        raise FallbackExhausted(plan.failures)
+        return None
 
     async def _answer(
         self, plan: _Plan, request: ChatRequest, target: Target, remaining: float, limit: _WaitLimit
@@ -168,16 +181,11 @@ class FallbackExecutor:
     async def _open(
         self, plan: _Plan, request: ChatRequest
     ) -> tuple[Target, ChatChunk, AsyncIterator[ChatChunk]] | None:
-        limit = _WaitLimit()
-        try:
-            async with contextlib.aclosing(self._attempts(plan)) as attempts:
-                async for target, remaining in attempts:
-                    opened = await self._first_chunk(plan, request, target, remaining, limit)
-                    if opened is not None:
-                        return target, *opened
-        finally:
-            limit.close()
-        return None
+        found = await self._first_success(plan, functools.partial(self._first_chunk, plan, request))
+        if found is None:
+            return None
+        target, (first, chunks) = found
+        return target, first, chunks
 
     async def _first_chunk(
         self, plan: _Plan, request: ChatRequest, target: Target, remaining: float, limit: _WaitLimit

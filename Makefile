@@ -52,8 +52,8 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 # Benchmarks print a table each and write it to bench/results/; `make bench-NAME` runs one.
-BENCHES := gateway_overhead cache_latency semantic_quality semantic_latency vector_index \
-	retrieval retrieval_speed retrieval_threshold safety protocols
+BENCHES := gateway_overhead cache_latency semantic_quality semantic_own_groups \
+	semantic_latency vector_index retrieval retrieval_speed retrieval_threshold safety protocols
 
 bench: setup
 	for name in $(BENCHES); do $(BIN)/python -m bench.$$name || exit 1; done
@@ -65,9 +65,11 @@ bench-%: setup
 train-safety: setup
 	nice -n 10 $(BIN)/python -m lockgate.safety.train
 
-# Retrains the semantic cache's verifier shipped in lockgate/cache/model/.
+# Retrains the semantic cache's verifier shipped in lockgate/cache/model/; GROUPS=FILE adds your
+# own questions grouped by answer (README, "Caching").
 train-cache-verifier: setup
-	nice -n 10 $(BIN)/python -m lockgate.cache.train_verifier --cache .bench-cache
+	nice -n 10 $(BIN)/python -m lockgate.cache.train_verifier --cache .bench-cache \
+		$(if $(GROUPS),--groups $(GROUPS))
 
 # Offline synth; drop `-c skipBundling=true` to also build the dependency layer (needs PyPI).
 synth: setup

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from lockgate.cache.verifier import Vocabulary
 from lockgate.cache.verifier_data import (
     DEFAULT_DATA,
     PER_ANCHOR,
@@ -92,10 +93,12 @@ def cross_validate(
     made: Sequence[Fold],
     hidden: int = HIDDEN,
     lexical_max: float | None = None,
+    words: Vocabulary | None = None,
 ) -> tuple[dict[str, object], OutOfFold]:
-    """Per-fold and pooled figures, and the out-of-fold probabilities."""
+    """Per-fold and pooled figures, and the out-of-fold probabilities; `words`: the rarity
+    table (the built-in sources' when None)."""
     started = time.perf_counter()
-    words = vocabulary(idf_texts(data))
+    words = vocabulary(idf_texts(data)) if words is None else words
     featurise = Featuriser(embeddings.vectors, words)
     per_fold: list[dict[str, float]] = []
     labels, probs, sources, rule_labels, rule_probs = [], [], [], [], []

@@ -15,6 +15,10 @@ so a change of a point can be told from noise.
 The word rarity (IDF) table is counted on those questions and on licence-permissive public
 prompts (OpenAssistant, Self-Instruct, MT-Bench, IFEval, RoleBench: Apache-2.0; XSTest: CC BY
 4.0; NotInject: MIT; the MakTek support FAQ: Apache-2.0).
+
+A deployment can add its own questions (`question_groups`): questions that share one answer
+share a group. They are paired and split like the built-in sources, and their words join the
+rarity table.
 """
 
 from __future__ import annotations
@@ -85,23 +89,71 @@ def _normalised(text: str) -> tuple[str, ...]:
     return tuple(_TOKEN.findall(text.lower()))
 
 
-def utterances(data: Path) -> dict[str, list[Utterance]]:
+BUILTIN = ("banking77", "clinc150")
+GROUPS = "groups"
+"""The source name of a deployment's own questions."""
+
+
+class TrainingDataError(ValueError):
+    """Training data that cannot be used (a groups file's bad line, an unknown source): says
+    where and why."""
+
+
+def utterances(data: Path, builtin: Sequence[str] = BUILTIN) -> dict[str, list[Utterance]]:
     """BANKING77 train and CLINC150 train + val (with their out-of-scope questions), each
-    deduplicated on normalised text."""
-    out: dict[str, list[Utterance]] = {"banking77": [], "clinc150": []}
-    with (data / "intents/banking77/train.csv").open(encoding="utf-8") as handle:
-        rows = [(row["text"], row["category"]) for row in csv.DictReader(handle)]
-    full = json.loads((data / "intents/clinc150/data_full.json").read_text())
-    clinc = [
-        (str(t), str(i)) for key in ("train", "val", "oos_train", "oos_val") for t, i in full[key]
-    ]
-    for source, items in (("banking77", rows), ("clinc150", clinc)):
-        seen: set[tuple[str, ...]] = set()
-        for text, intent in items:
-            key = _normalised(text)
-            if key and key not in seen:
-                seen.add(key)
-                out[source].append(Utterance(text, intent, source))
+    deduplicated on normalised text; `builtin` names the ones to read."""
+    unknown = set(builtin) - set(BUILTIN)
+    if unknown:
+        raise TrainingDataError(f"unknown built-in sources: {', '.join(sorted(unknown))}")
+    read: dict[str, list[tuple[str, str]]] = {}
+    if "banking77" in builtin:
+        with (data / "intents/banking77/train.csv").open(encoding="utf-8") as handle:
+            read["banking77"] = [(row["text"], row["category"]) for row in csv.DictReader(handle)]
+    if "clinc150" in builtin:
+        full = json.loads((data / "intents/clinc150/data_full.json").read_text())
+        keys = ("train", "val", "oos_train", "oos_val")
+        read["clinc150"] = [(str(t), str(i)) for key in keys for t, i in full[key]]
+    return {source: _deduplicated(source, rows) for source, rows in read.items()}
+
+
+def question_groups(path: Path) -> list[Utterance]:
+    """A deployment's own questions, one JSON object per line: `{"text": ..., "group": ...}`.
+    Questions of one group get one answer; a `null` group marks a question whose answer no
+    other question shares (it is only ever a contrast). Needs two groups of two questions at
+    least, or there is nothing to learn from."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise TrainingDataError(f"{path}: cannot be read ({e})") from None
+    rows: list[tuple[str, str]] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise TrainingDataError(f"{path}:{number}: not JSON ({e.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise TrainingDataError(f'{path}:{number}: expected {{"text": "...", "group": "..."}}')
+        group = row.get("group")
+        if group is not None and not (isinstance(group, str) and group.strip()):
+            raise TrainingDataError(f"{path}:{number}: a group is a non-empty string or null")
+        if row["text"].strip():
+            rows.append((row["text"], OUT_OF_SCOPE if group is None else f"g:{group}"))
+    sizes = Counter(g for _, g in rows if g != OUT_OF_SCOPE)
+    if sum(1 for n in sizes.values() if n >= 2) < 2:
+        raise TrainingDataError(f"{path}: needs at least two groups with two questions each")
+    return _deduplicated(GROUPS, rows)
+
+
+def _deduplicated(source: str, rows: Iterable[tuple[str, str]]) -> list[Utterance]:
+    seen: set[tuple[str, ...]] = set()
+    out = []
+    for text, intent in rows:
+        key = _normalised(text)
+        if key and key not in seen:
+            seen.add(key)
+            out.append(Utterance(text, intent, source))
     return out
 
 
@@ -199,9 +251,15 @@ class Fold:
     """Near misses made from this fold's questions."""
 
 
-def folds(data: Path, per_anchor: tuple[int, int, int] = PER_ANCHOR) -> list[Fold]:
-    static = static_intents(data)
-    sources = utterances(data)
+def folds(
+    data: Path,
+    per_anchor: tuple[int, int, int] = PER_ANCHOR,
+    sources: dict[str, list[Utterance]] | None = None,
+) -> list[Fold]:
+    """`sources`: the questions to pair (`utterances` and any `question_groups`); the
+    built-in ones when None."""
+    sources = utterances(data) if sources is None else sources
+    static = static_intents(data) if "clinc150" in sources else set()
     near = {name: neighbours(items) for name, items in sources.items()}
     fold = {name: [fold_of(u.text) for u in items] for name, items in sources.items()}
     rules = [_rules(sources, fold, k) for k in range(FOLDS)]
@@ -222,11 +280,15 @@ def folds(data: Path, per_anchor: tuple[int, int, int] = PER_ANCHOR) -> list[Fol
     return out
 
 
-def all_pairs(data: Path, per_anchor: tuple[int, int, int] = PER_ANCHOR) -> list[Pair]:
-    """What the shipped verifier trains on: pairs among all the questions, and the near
-    misses of every fold."""
-    static = static_intents(data)
-    sources = utterances(data)
+def all_pairs(
+    data: Path,
+    per_anchor: tuple[int, int, int] = PER_ANCHOR,
+    sources: dict[str, list[Utterance]] | None = None,
+) -> list[Pair]:
+    """What the verifier trains on: pairs among all the questions, and the near misses of
+    every fold."""
+    sources = utterances(data) if sources is None else sources
+    static = static_intents(data) if "clinc150" in sources else set()
     fold = {name: [fold_of(u.text) for u in items] for name, items in sources.items()}
     out: list[Pair] = []
     for name, items in sources.items():
@@ -286,11 +348,17 @@ def banking_questions(data: Path, split: str) -> list[str]:
         return [row["text"] for row in csv.DictReader(handle)]
 
 
-def idf_texts(data: Path) -> list[str]:
-    """Licence-permissive public questions and prompts the word rarity is counted on."""
-    texts = banking_questions(data, "train")
-    full = json.loads((data / "intents/clinc150/data_full.json").read_text())
-    texts += [text for text, _ in full["train"] + full["oos_train"]]
+def idf_texts(data: Path, builtin: Sequence[str] = BUILTIN, extra: Iterable[str] = ()) -> list[str]:
+    """Licence-permissive public questions and prompts the word rarity is counted on, with
+    the `extra` questions of a deployment (alone when no built-in source is used, so training
+    on a deployment's groups alone needs no public data)."""
+    texts = list(extra)
+    if not builtin:
+        return texts
+    texts += banking_questions(data, "train") if "banking77" in builtin else []
+    if "clinc150" in builtin:
+        full = json.loads((data / "intents/clinc150/data_full.json").read_text())
+        texts += [text for text, _ in full["train"] + full["oos_train"]]
     for name in IDF_PROMPTS:
         rows = read_jsonl(data / "benign-prompts" / name / "prompts.jsonl")
         texts += [str(row["text"])[:1000] for row in rows]

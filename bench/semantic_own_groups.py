@@ -1,9 +1,10 @@
 """What a cache verifier trained on a deployment's own questions is worth on its new questions.
 
 CLINC150 plays the deployment. Its train + val questions, grouped by intent, are the groups
-file (`train_verifier --groups`), as an intent-labelled log would give it: one group per
-intent, out-of-scope questions with a null group. Its held-out test pairs (the same sample as
-`semantic_quality`) are the new traffic. On them, at the shipped cosine floor:
+file (`train_verifier --groups`): one group per intent, `answer_varies` for the intents whose
+answer is not one text for every phrasing (as the packaged recipe treats them), out-of-scope
+questions with a null group. Its held-out test pairs (the same sample as `semantic_quality`)
+are the new traffic. On them, at the shipped cosine floor:
 
 - plain cosine;
 - "other domain": the verifier trained on BANKING77 alone (`--builtin banking77`), what any
@@ -31,7 +32,7 @@ from pathlib import Path
 from lockgate.cache.semantic import DEFAULT_THRESHOLD
 from lockgate.cache.train_verifier import Recipe, train
 from lockgate.cache.verifier import WEIGHTS, Verifier
-from lockgate.cache.verifier_data import OUT_OF_SCOPE
+from lockgate.cache.verifier_data import OUT_OF_SCOPE, static_intents
 
 from bench.semantic_data import DATA, embed_all, ensure_cache_dir, ordinary_sets
 from bench.semantic_quality import PROBABILITIES, THRESHOLDS, Split, at_share, build, pct
@@ -45,11 +46,13 @@ WRONG_BUDGET = 0.03
 def clinc_groups(path: Path) -> Path:
     """CLINC150 train + val as a deployment would write its groups file."""
     full = json.loads((DATA / "intents/clinc150/data_full.json").read_text())
+    static = static_intents(DATA)
     with path.open("w", encoding="utf-8") as out:
         for key in ("train", "val", "oos_train", "oos_val"):
             for text, intent in full[key]:
                 group = None if intent == OUT_OF_SCOPE else intent
-                out.write(json.dumps({"text": text, "group": group}) + "\n")
+                row = {"text": text, "group": group, "answer_varies": intent not in static}
+                out.write(json.dumps(row) + "\n")
     return path
 
 

@@ -21,6 +21,7 @@ from lockgate.cache.verifier_data import (
     OUT_OF_SCOPE,
     TrainingDataError,
     Utterance,
+    all_pairs,
     fold_of,
     fold_pairs,
     folds,
@@ -142,6 +143,7 @@ def test_question_groups_read_a_deployments_questions(tmp_path: Path) -> None:
         ('{"text": 3, "group": "x"}', '2: expected {"text"'),
         ('{"text": "hi", "group": ""}', "2: a group is a non-empty string or null"),
         ('{"text": "hi", "group": 7}', "2: a group is a non-empty string or null"),
+        ('{"text": "hi", "group": "x", "answer_varies": "yes"}', "2: answer_varies is true or"),
     ],
 )
 def test_a_bad_groups_line_is_named(tmp_path: Path, line: str, says: str) -> None:
@@ -179,6 +181,24 @@ def test_groups_alone_are_folded_without_the_public_data(tmp_path: Path) -> None
         assert all(p.same == (group[p.a] == group[p.b]) for p in fold.natural[GROUPS])
     assert any(p.same for f in made for p in f.natural[GROUPS])
     assert idf_texts(tmp_path / "no-data", (), [u.text for u in items]) == [u.text for u in items]
+
+
+def test_questions_whose_answer_varies_are_only_contrasts(tmp_path: Path) -> None:
+    weather = ["what is the weather like", "how is the weather today", "weather forecast please"]
+    rows = [
+        *GROUPS_FILE[:5],
+        *({"text": t, "group": "weather", "answer_varies": True} for t in weather),
+    ]
+    items = question_groups(write_lines(tmp_path / "mine.jsonl", rows))
+    pairs = [
+        p
+        for p in all_pairs(tmp_path / "no-data", (5, 5, 2), sources={GROUPS: items})
+        if p.kind in {"pos", "neg_hard", "neg_random"}
+    ]
+    assert not any(p.a in weather and p.b in weather for p in pairs)
+    contrasts = [p for p in pairs if (p.a in weather) != (p.b in weather)]
+    assert contrasts and not any(p.same for p in contrasts)
+    assert any(p.same for p in pairs)  # the fixed-answer groups still teach
 
 
 def test_operating_point_on_a_wrong_budget_is_the_loosest_within_it() -> None:

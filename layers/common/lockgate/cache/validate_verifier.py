@@ -87,6 +87,14 @@ def metrics(label: Bools, prob: Array) -> dict[str, float]:
     return out | {f"wrong@{s:.0%}": wrong_at(label, prob, s) for s in SHARE_LEVELS}
 
 
+def _mean_sd(values: list[float]) -> list[float]:
+    """Over the folds where the figure exists (a share no threshold reaches has none)."""
+    known = np.array([v for v in values if v == v])
+    if len(known) < 2:
+        return [round(float(known.mean()), 4) if len(known) else float("nan"), float("nan")]
+    return [round(float(known.mean()), 4), round(float(known.std(ddof=1)), 4)]
+
+
 def cross_validate(
     data: Path,
     embeddings: Embeddings,
@@ -137,11 +145,7 @@ def cross_validate(
     report: dict[str, object] = {
         "folds": len(made),
         "per_fold": [{m: round(v, 4) for m, v in row.items()} for row in per_fold],
-        "mean_sd": {
-            m: [round(float(np.nanmean(v)), 4), round(float(np.nanstd(v, ddof=1)), 4)]
-            for m in per_fold[0]
-            for v in [np.array([row[m] for row in per_fold])]
-        },
+        "mean_sd": {m: _mean_sd([row[m] for row in per_fold]) for m in per_fold[0]},
         "out_of_fold": {m: round(v, 4) for m, v in pooled.items()},
         "validation_pairs": len(oof.label),
         "validation_true_pairs": int(oof.label.sum()),

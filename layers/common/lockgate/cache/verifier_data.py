@@ -92,6 +92,8 @@ def _normalised(text: str) -> tuple[str, ...]:
 BUILTIN = ("banking77", "clinc150")
 GROUPS = "groups"
 """The source name of a deployment's own questions."""
+VARYING = "varies:"
+"""Marks the groups (as intents) whose questions are not paired with each other."""
 
 
 class TrainingDataError(ValueError):
@@ -118,7 +120,9 @@ def utterances(data: Path, builtin: Sequence[str] = BUILTIN) -> dict[str, list[U
 
 def question_groups(path: Path) -> list[Utterance]:
     """A deployment's own questions, one JSON object per line: `{"text": ..., "group": ...}`.
-    Questions of one group get one answer; a `null` group marks a question whose answer no
+    Questions of one group get one answer. `"answer_varies": true` marks a group whose answer
+    depends on more than the question ("what's the weather"): its questions are never paired
+    with each other, only with other groups'. A `null` group marks a question whose answer no
     other question shares (it is only ever a contrast). Needs two groups of two questions at
     least, or there is nothing to learn from."""
     try:
@@ -135,15 +139,27 @@ def question_groups(path: Path) -> list[Utterance]:
             raise TrainingDataError(f"{path}:{number}: not JSON ({e.msg})") from None
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
             raise TrainingDataError(f'{path}:{number}: expected {{"text": "...", "group": "..."}}')
-        group = row.get("group")
+        group, varies = row.get("group"), row.get("answer_varies", False)
         if group is not None and not (isinstance(group, str) and group.strip()):
             raise TrainingDataError(f"{path}:{number}: a group is a non-empty string or null")
+        if not isinstance(varies, bool):
+            raise TrainingDataError(f"{path}:{number}: answer_varies is true or false")
         if row["text"].strip():
-            rows.append((row["text"], OUT_OF_SCOPE if group is None else f"g:{group}"))
-    sizes = Counter(g for _, g in rows if g != OUT_OF_SCOPE)
+            intent = f"{VARYING if varies else 'g:'}{group}"
+            rows.append((row["text"], OUT_OF_SCOPE if group is None else intent))
+    sizes = Counter(g for _, g in rows if g.startswith("g:"))
     if sum(1 for n in sizes.values() if n >= 2) < 2:
         raise TrainingDataError(f"{path}: needs at least two groups with two questions each")
     return _deduplicated(GROUPS, rows)
+
+
+def _pairable(name: str, items: Sequence[Utterance], static: set[str]) -> set[str] | None:
+    """The intents whose questions may be paired as the same question; None: all of them."""
+    if name == "clinc150":
+        return static
+    if name == GROUPS:
+        return {u.intent for u in items if not u.intent.startswith(VARYING)}
+    return None
 
 
 def _deduplicated(source: str, rows: Iterable[tuple[str, str]]) -> list[Utterance]:
@@ -268,7 +284,7 @@ def folds(
         train: list[Pair] = []
         natural: dict[str, list[Pair]] = {}
         for name, items in sources.items():
-            keep = static if name == "clinc150" else None
+            keep = _pairable(name, items, static)
             inside = [i for i, f in enumerate(fold[name]) if f == k]
             outside = [i for i, f in enumerate(fold[name]) if f != k]
             train += fold_pairs(
@@ -292,7 +308,7 @@ def all_pairs(
     fold = {name: [fold_of(u.text) for u in items] for name, items in sources.items()}
     out: list[Pair] = []
     for name, items in sources.items():
-        keep = static if name == "clinc150" else None
+        keep = _pairable(name, items, static)
         out += fold_pairs(
             items,
             neighbours(items),

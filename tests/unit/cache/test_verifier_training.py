@@ -126,10 +126,10 @@ def write_lines(path: Path, rows: list[object]) -> Path:
 def test_question_groups_read_a_deployments_questions(tmp_path: Path) -> None:
     items = question_groups(write_lines(tmp_path / "mine.jsonl", GROUPS_FILE))
     assert [(u.text, u.intent) for u in items] == [
-        ("how do i freeze my card", "g:freeze"),
-        ("can you freeze my card please", "g:freeze"),
-        ("how do i activate my card", "g:activate"),
-        ("activate my new card", "g:activate"),
+        ("how do i freeze my card", "group:freeze"),
+        ("can you freeze my card please", "group:freeze"),
+        ("how do i activate my card", "group:activate"),
+        ("activate my new card", "group:activate"),
         ("what is the weather on mars", OUT_OF_SCOPE),
     ]
     assert {u.source for u in items} == {GROUPS}

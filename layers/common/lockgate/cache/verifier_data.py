@@ -92,8 +92,9 @@ def _normalised(text: str) -> tuple[str, ...]:
 BUILTIN = ("banking77", "clinc150")
 GROUPS = "groups"
 """The source name of a deployment's own questions."""
-VARYING = "varies:"
-"""Marks the groups (as intents) whose questions are not paired with each other."""
+FIXED, VARYING = "group:", "varies:"
+"""Intent prefixes of a deployment's groups: one answer for all its questions, or not (whose
+questions are then never paired with each other)."""
 
 
 class TrainingDataError(ValueError):
@@ -145,9 +146,9 @@ def question_groups(path: Path) -> list[Utterance]:
         if not isinstance(varies, bool):
             raise TrainingDataError(f"{path}:{number}: answer_varies is true or false")
         if row["text"].strip():
-            intent = f"{VARYING if varies else 'g:'}{group}"
+            intent = f"{VARYING if varies else FIXED}{group}"
             rows.append((row["text"], OUT_OF_SCOPE if group is None else intent))
-    sizes = Counter(g for _, g in rows if g.startswith("g:"))
+    sizes = Counter(g for _, g in rows if g.startswith(FIXED))
     if sum(1 for n in sizes.values() if n >= 2) < 2:
         raise TrainingDataError(f"{path}: needs at least two groups with two questions each")
     return _deduplicated(GROUPS, rows)

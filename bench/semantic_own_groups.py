@@ -14,7 +14,7 @@ are the new traffic. On them, at the shipped cosine floor:
 - the packaged verifier, which has CLINC150 among its built-in sources, for reference.
 
 StackFAQ and BANKING77 test are scored too: a deployment's groups must not cost the other
-domains. The two verifiers are trained here (some 25 minutes on 2 cores; `--reuse` keeps
+domains. The two verifiers are trained here (some 15 minutes on 2 cores; `--reuse` keeps
 those already in `.bench-cache/own-groups/`).
 
     PYTHONPATH=layers/common:. .venv/bin/python -m bench.semantic_own_groups [--reuse]

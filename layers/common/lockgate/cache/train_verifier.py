@@ -80,8 +80,8 @@ def operating_point(
         if rules_wrong > TARGET_WRONG_RULES:
             break
         mine_hits = int((served & mine).sum())
-        met = budget is not None and mine_hits >= MIN_HITS
-        met = met and int((served & mine & ~oof.label).sum()) <= (budget or 0.0) * mine_hits
+        mine_wrong = int((served & mine & ~oof.label).sum())
+        met = budget is not None and mine_hits >= MIN_HITS and mine_wrong <= budget * mine_hits
         if budget is not None and best and not met:
             continue
         hits = int(served.sum())

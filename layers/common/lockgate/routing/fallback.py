@@ -121,7 +121,9 @@ class FallbackExecutor:
 
     async def complete(self, request: ChatRequest, route: Route) -> Answer:
         plan = self._plan(route)
-        found = await self._first_success(plan, functools.partial(self._answer, plan, request))
+        found = await self._first_success(
+            plan, "response", plan.timeouts.response_s, functools.partial(self._answer, request)
+        )
         if found is None:
             raise FallbackExhausted(plan.failures)
         target, result = found
@@ -129,44 +131,39 @@ class FallbackExecutor:
         return Answer(result, target, plan.attempts)
 
     async def _first_success(
-        self, plan: _Plan, attempt: Callable[[Target, float, _WaitLimit], Awaitable[T | None]]
+        self, plan: _Plan, stage: str, stage_s: float, attempt: Callable[[Target], Awaitable[T]]
     ) -> tuple[Target, T] | None:
-        """Runs `attempt` on each try of the plan until one returns something; every try's wait
-        is bounded by one shared `_WaitLimit`."""
+        """Runs `attempt` on each try of the plan until one succeeds, each try's wait bounded by
+        `stage_s` (and what is left of the plan's time) on one shared `_WaitLimit`; a failure is
+        recorded in the plan, and one the caller caused ends the plan."""
         limit = _WaitLimit()
         try:
             async with contextlib.aclosing(self._attempts(plan)) as attempts:
                 async for target, remaining in attempts:
-                    outcome = await attempt(target, remaining, limit)
-                    if outcome is not None:
-                        return target, outcome
+                    started = self._clock()
+                    limit.begin(min(stage_s, remaining))
+                    try:
+                        return target, await attempt(target)
+                    except (TimeoutError, asyncio.CancelledError) as exc:
+                        if not limit.caused(exc):
+                            raise
+                        self._failed(plan, target, errors.timed_out(stage))
+                    except ProviderError as exc:
+                        shortest = min(plan.timeouts.connect_s, stage_s, remaining)
+                        elapsed = self._clock() - started
+                        self._failed(plan, target, errors.unless_too_soon(exc, elapsed, shortest))
+                        self._raise_if_final(plan)
+                    except Exception as exc:
+                        _log_unexpected(target, exc)
+                        self._failed(plan, target, errors.unexpected(exc))
+                    finally:
+                        limit.end()
         finally:
             limit.close()
         return None
 
-    async def _answer(
-        self, plan: _Plan, request: ChatRequest, target: Target, remaining: float, limit: _WaitLimit
-    ) -> ChatResult | None:
-        """The target's answer; None when it failed (recorded in the plan)."""
-        started = self._clock()
-        limit.begin(min(plan.timeouts.response_s, remaining))
-        try:
-            return await self._providers[target.provider].complete(request, target.model)
-        except (TimeoutError, asyncio.CancelledError) as exc:
-            if isinstance(exc, asyncio.CancelledError) and not limit.ran_out():
-                raise
-            self._failed(plan, target, errors.timed_out("response"))
-        except ProviderError as exc:
-            shortest = min(plan.timeouts.connect_s, plan.timeouts.response_s, remaining)
-            elapsed = self._clock() - started
-            self._failed(plan, target, errors.unless_too_soon(exc, elapsed, shortest))
-            self._raise_if_final(plan)
-        except Exception as exc:
-            _log_unexpected(target, exc)
-            self._failed(plan, target, errors.unexpected(exc))
-        finally:
-            limit.end()
-        return None
+    async def _answer(self, request: ChatRequest, target: Target) -> ChatResult:
+        return await self._providers[target.provider].complete(request, target.model)
 
     async def open_stream(self, request: ChatRequest, route: Route) -> LiveStream:
         """Returns once some target has produced its first chunk."""
@@ -181,46 +178,27 @@ class FallbackExecutor:
     async def _open(
         self, plan: _Plan, request: ChatRequest
     ) -> tuple[Target, ChatChunk, AsyncIterator[ChatChunk]] | None:
-        found = await self._first_success(plan, functools.partial(self._first_chunk, plan, request))
+        first_chunk = functools.partial(self._first_chunk, request)
+        found = await self._first_success(
+            plan, "first_token", plan.timeouts.first_token_s, first_chunk
+        )
         if found is None:
             return None
         target, (first, chunks) = found
         return target, first, chunks
 
     async def _first_chunk(
-        self, plan: _Plan, request: ChatRequest, target: Target, remaining: float, limit: _WaitLimit
-    ) -> tuple[ChatChunk, AsyncIterator[ChatChunk]] | None:
-        """The target's first chunk and the rest of its stream; None when it failed (recorded
-        in the plan)."""
+        self, request: ChatRequest, target: Target
+    ) -> tuple[ChatChunk, AsyncIterator[ChatChunk]]:
+        """The target's first chunk and the rest of its stream, which is closed if it fails."""
         chunks = aiter(self._providers[target.provider].stream(request, target.model))
-        started = self._clock()
-        limit.begin(min(plan.timeouts.first_token_s, remaining))
         try:
-            first = await anext(chunks)
+            return await anext(chunks), chunks
         except StopAsyncIteration:
-            self._failed(plan, target, errors.stream_cut())
-            return None
-        except (TimeoutError, asyncio.CancelledError) as exc:
-            if isinstance(exc, asyncio.CancelledError) and not limit.ran_out():
-                raise
+            raise errors.stream_cut() from None
+        except BaseException:
             await _close(chunks)
-            self._failed(plan, target, errors.timed_out("first_token"))
-            return None
-        except ProviderError as exc:
-            await _close(chunks)
-            shortest = min(plan.timeouts.connect_s, plan.timeouts.first_token_s, remaining)
-            elapsed = self._clock() - started
-            self._failed(plan, target, errors.unless_too_soon(exc, elapsed, shortest))
-            self._raise_if_final(plan)
-            return None
-        except Exception as exc:
-            _log_unexpected(target, exc)
-            await _close(chunks)
-            self._failed(plan, target, errors.unexpected(exc))
-            return None
-        finally:
-            limit.end()
-        return first, chunks
+            raise
 
     async def _resume(
         self, plan: _Plan, request: ChatRequest, failed: Target, partial: str
@@ -315,7 +293,7 @@ class LiveStream:
                 except StopAsyncIteration:
                     raise errors.stream_cut() from None
                 except (TimeoutError, asyncio.CancelledError) as exc:
-                    if isinstance(exc, asyncio.CancelledError) and not watch.ran_out():
+                    if not watch.caused(exc):
                         raise
                     stage = "between_chunks" if remaining > gap else "total"
                     raise errors.timed_out(stage) from None
@@ -356,8 +334,12 @@ class _WaitLimit:
                 timer.cancel()
             self._timer = self._loop.call_at(until, self._check)
 
-    def ran_out(self) -> bool:
-        """Whether the cancellation being handled is this watch's, taken back if so."""
+    def caused(self, exc: BaseException) -> bool:
+        """Whether `exc` ends the wait as timed out: a timeout the provider raised, or this
+        limit's own cancellation (taken back); a cancellation from elsewhere is not."""
+        return not isinstance(exc, asyncio.CancelledError) or self._ran_out()
+
+    def _ran_out(self) -> bool:
         if not self._expired:
             return False
         self._expired = False
@@ -367,7 +349,7 @@ class _WaitLimit:
 
     def end(self) -> None:
         self._until = None
-        self.ran_out()  # a chunk that came just as the wait ran out: the chunk wins
+        self._ran_out()  # a chunk that came just as the wait ran out: the chunk wins
 
     def close(self) -> None:
         if self._timer is not None:

@@ -12,9 +12,12 @@ log_level="$(printf '%s' "${LOCKGATE_LOG_LEVEL:-info}" | tr '[:upper:]' '[:lower
 PYTHONPATH="${LAMBDA_TASK_ROOT:-$(dirname "$0")}:/opt/python${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONPATH
 
+# The protocol is the one `lockgate serve` runs: a response's head goes out with its first
+# body bytes, not in a write of its own.
 python_bin="$(command -v python || command -v python3)"
 exec "$python_bin" -m uvicorn \
   --factory orchestrate_app:create_app \
+  --http lockgate.http_server:HeadWithBodyProtocol \
   --host 127.0.0.1 \
   --port "$port" \
   --log-level "$log_level" \

@@ -93,6 +93,7 @@ def served(local_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
             "LOCKGATE_DATA_DIR": str(work / "tmp"),
         }
         argv = ["--factory", "orchestrate_app:create_app", "--host", "127.0.0.1"]
+        argv += ["--http", "lockgate.http_server:HeadWithBodyProtocol"]
         argv += ["--port", str(port), "--no-server-header", "--log-level", "warning"]
         process = LambdaProcess(
             local_build, "orchestrate", env, work, module="uvicorn", argv=argv

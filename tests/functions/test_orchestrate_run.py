@@ -42,10 +42,11 @@ def test_is_executable_because_the_adapter_runs_it_directly() -> None:
     assert os.access(RUN_SH, os.X_OK)
 
 
-def test_starts_uvicorn_with_the_app_factory_on_the_adapter_port(tmp_path: Path) -> None:
+def test_starts_uvicorn_with_the_app_protocol_and_adapter_port(tmp_path: Path) -> None:
     pythonpath, args = run_recorded(tmp_path, AWS_LWA_PORT="9123", LOCKGATE_LOG_LEVEL="WARNING")
     assert args[:2] == ["-m", "uvicorn"]
     assert args[args.index("--factory") + 1] == "orchestrate_app:create_app"
+    assert args[args.index("--http") + 1] == "lockgate.http_server:HeadWithBodyProtocol"
     assert args[args.index("--port") + 1] == "9123"
     assert args[args.index("--host") + 1] == "127.0.0.1"
     assert args[args.index("--log-level") + 1] == "warning"

@@ -1,5 +1,5 @@
-"""The server protocol `lockgate serve` runs: uvicorn's own, fed a request, writing to a
-transport that records each write (one write is one packet on the wire)."""
+"""The server protocol `lockgate serve` and the orchestrate Lambda run: uvicorn's own, fed a
+request, writing to a transport that records each write (one write is one packet on the wire)."""
 
 from __future__ import annotations
 

@@ -271,6 +271,7 @@ def test_a_verifier_trained_on_groups_alone_is_written_and_serves(tmp_path: Path
     verifier = Verifier.load(out / "verifier.npz")
     card = json.loads((out / "verifier.json").read_text())
     assert "mine.jsonl" in card["training"] and "20%" in card["tuning"]
+    assert card["idf"] == "the question groups of mine.jsonl"
     same = verifier.probability("how can i freeze my card", "freeze my card please", 0.9)
     other = verifier.probability("how can i freeze my card", "how do i activate my card", 0.8)
     assert same > other

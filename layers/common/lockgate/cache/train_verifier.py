@@ -145,6 +145,16 @@ class Recipe:
             "and their rule-made near misses (train vocabulary)"
         )
 
+    def rarity(self) -> str:
+        """Without built-in sources the rarity table is counted on the groups alone
+        (`verifier_data.idf_texts`)."""
+        if not self.builtin and self.groups is not None:
+            return f"the question groups of {self.groups.name}"
+        return (
+            "the training questions, OpenAssistant, Self-Instruct, MT-Bench, IFEval, RoleBench "
+            "prompts (Apache-2.0), XSTest (CC BY 4.0), NotInject (MIT), MakTek FAQ (Apache-2.0)"
+        )
+
 
 def train(
     data: Path, out: Path, cache: Path | None, recipe: Recipe | None = None
@@ -170,9 +180,7 @@ def train(
     card: dict[str, object] = {
         "training": recipe.training(),
         "tuning": recipe.tuning(),
-        "idf": "the training questions, OpenAssistant, Self-Instruct, MT-Bench, IFEval, "
-        "RoleBench prompts (Apache-2.0), XSTest (CC BY 4.0), NotInject (MIT), MakTek FAQ "
-        "(Apache-2.0)",
+        "idf": recipe.rarity(),
         "model": f"logistic regression + {HIDDEN} rectified hidden units on the dense features "
         "+ per-word lexical weights",
         "training_pairs": len(everything),

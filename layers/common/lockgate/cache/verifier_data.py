@@ -268,6 +268,15 @@ class Fold:
     """Near misses made from this fold's questions."""
 
 
+def _sources(
+    data: Path, sources: dict[str, list[Utterance]] | None
+) -> tuple[dict[str, list[Utterance]], set[str]]:
+    """The questions to pair (the built-in ones when None), and CLINC150's static-answer
+    intents when it is among them."""
+    sources = utterances(data) if sources is None else sources
+    return sources, static_intents(data) if "clinc150" in sources else set()
+
+
 def folds(
     data: Path,
     per_anchor: tuple[int, int, int] = PER_ANCHOR,
@@ -275,8 +284,7 @@ def folds(
 ) -> list[Fold]:
     """`sources`: the questions to pair (`utterances` and any `question_groups`); the
     built-in ones when None."""
-    sources = utterances(data) if sources is None else sources
-    static = static_intents(data) if "clinc150" in sources else set()
+    sources, static = _sources(data, sources)
     near = {name: neighbours(items) for name, items in sources.items()}
     fold = {name: [fold_of(u.text) for u in items] for name, items in sources.items()}
     rules = [_rules(sources, fold, k) for k in range(FOLDS)]
@@ -304,8 +312,7 @@ def all_pairs(
 ) -> list[Pair]:
     """What the verifier trains on: pairs among all the questions, and the near misses of
     every fold."""
-    sources = utterances(data) if sources is None else sources
-    static = static_intents(data) if "clinc150" in sources else set()
+    sources, static = _sources(data, sources)
     fold = {name: [fold_of(u.text) for u in items] for name, items in sources.items()}
     out: list[Pair] = []
     for name, items in sources.items():
